@@ -1,0 +1,27 @@
+"""microad: reverse-mode automatic differentiation on NumPy, for learning and checking backprop.
+
+>>> import numpy as np
+>>> import microad as ma
+>>> X = ma.Tensor([[1.0, 2.0]], name="X")
+>>> W = ma.Tensor([[0.5], [-1.0]], requires_grad=True, name="W")
+>>> loss = np.maximum(X @ W, 0).sum()
+>>> loss.backward()
+>>> W.grad.ravel()
+array([0., 0.])
+"""
+
+from . import rules
+from .backprop import backward, grad
+from .errors import (AnomalyError, BackwardError, DTypeError, MicroadError, MutationError,
+                     NonDifferentiableError, ShapeError, UnsupportedError)
+from .functions import (abs, absolute, add, as_tensor, broadcast_to, clip, concatenate, cos,
+                        cross_entropy, divide, dot, einsum, exp, expand_dims, flatten, hstack,
+                        log, log1p, log_softmax, logsumexp, matmul, max, maximum, mean, min,
+                        minimum, multiply, negative, outer, power, ravel, relu, reshape,
+                        sigmoid, sin, softmax, split, sqrt, square, squeeze, stack, std,
+                        subtract, sum, supported_functions, swapaxes, tanh, transpose, var,
+                        vstack, where)
+from .mode import enable_grad, is_grad_enabled, no_grad
+from .tensor import Tensor
+
+__version__ = "0.1.0"

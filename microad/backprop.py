@@ -1,0 +1,214 @@
+"""The backward walk: apply the derivative table's rules in reverse topological order.
+
+This is the only place that un-broadcasts a rule's result, checks its shape
+and dtype against the input, and accumulates gradients of a tensor used
+more than once. Rules stay free of that bookkeeping.
+
+Repeated calls: each ``backward()`` computes every gradient afresh, so no
+gradient from an earlier call flows into a later one. Leaf gradients then
+add up across calls, which is how gradients of several losses or mini-batches
+accumulate; clear them with ``zero_grad()``. An intermediate tensor's
+``.grad`` holds the gradient of the latest call only. A second call from the
+same output while its leaves still hold gradients emits a warning, because
+that usually doubles them by mistake.
+"""
+
+from __future__ import annotations
+
+import warnings
+import weakref
+
+import numpy as np
+
+from . import rules
+from .errors import BackwardError, DTypeError, MicroadError, ShapeError
+from .graph import topological_order
+from .mode import enable_grad
+
+# Outputs that backward() already started from, to warn about a repeat.
+_finished_roots: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def _label(tensor) -> str:
+    return tensor.name or "the tensor"
+
+
+def _seed(root, gradient):
+    """Return the starting gradient dL/d(root), checked against the root's shape."""
+    if gradient is None:
+        if root.size != 1:
+            raise BackwardError(
+                f"backward() on {_label(root)} of shape {root.shape} needs a gradient: only an "
+                "output with one element is seeded with 1. Pass the upstream gradient, "
+                f"y.backward(dY) with dY of shape {root.shape}, or reduce first: y.sum().backward()")
+        return np.ones(root.shape, dtype=root.dtype)
+
+    seed = getattr(gradient, "data", gradient)
+    seed = np.asarray(seed)
+    if seed.dtype.kind not in "biuf":
+        raise DTypeError(f"backward(): the gradient for {_label(root)} has dtype {seed.dtype}; "
+                         f"pass a real array of dtype {root.dtype}")
+    if seed.shape != root.shape:
+        raise ShapeError(f"backward(): the gradient for {_label(root)} has shape {seed.shape}, "
+                         f"but {_label(root)} has shape {root.shape}; pass a gradient of "
+                         "exactly the output's shape")
+    return seed.astype(root.dtype, copy=True)
+
+
+def _check_root(root):
+    if not getattr(root, "requires_grad", False):
+        raise BackwardError(
+            f"backward() on {_label(root)} {root.shape}: it does not require grad, so no "
+            "gradient can flow from it. Create the inputs with requires_grad=True, for example "
+            "Tensor(W, requires_grad=True), and build the output outside no_grad()")
+
+
+def _fit(grad, operand, primitive, argnum):
+    """Un-broadcast a rule's result to the operand's shape and dtype."""
+    shape = operand.shape
+    if grad.shape != shape:
+        grad = rules.unbroadcast_to(grad, shape=shape)
+        if grad.shape != shape:
+            raise MicroadError(f"the rule of {primitive.name} for input {argnum} returned shape "
+                               f"{grad.shape}, which does not reduce to the input shape {shape}. "
+                               "This is a bug in that rule")
+    if grad.dtype != operand.dtype:
+        grad = grad.astype(operand.dtype)
+    return grad
+
+
+def walk(root, seed, *, create_graph=False, visit=None):
+    """Propagate ``seed`` from ``root`` back through the graph.
+
+    Calls ``visit(tensor, grad)`` once per tensor, in backward order, with its
+    total gradient. With ``create_graph`` the rules run on Tensors, so the
+    gradients are Tensors that can be differentiated again.
+    """
+    order = topological_order(root)
+    grads = {id(root): seed}
+    owned = set()  # ids whose gradient buffer this walk allocated, safe to add into
+
+    for tensor in reversed(order):
+        g = grads.pop(id(tensor), None)
+        if g is None:
+            continue
+        if visit is not None:
+            visit(tensor, g)
+        node = tensor._node
+        if node is None:
+            continue
+
+        primitive = node.primitive
+        inputs = node.inputs
+        params = node.params
+        if create_graph:
+            out, args = tensor, inputs
+        else:
+            out = tensor.data
+            args = [x.data if hasattr(x, "_node") else x for x in inputs]
+
+        for argnum, operand in enumerate(inputs):
+            if not getattr(operand, "requires_grad", False):
+                continue
+            if primitive.variadic:
+                grad = primitive.vjps[0](g, out, *args, argnum=argnum, **params)
+            else:
+                rule = primitive.vjps[argnum]
+                if rule is None:
+                    continue  # a mask or an index: piecewise constant, no gradient flows
+                grad = rule(g, out, *args, **params)
+            grad = _fit(grad, operand, primitive, argnum)
+
+            key = id(operand)
+            previous = grads.get(key)
+            if previous is None:
+                grads[key] = grad
+            elif key in owned and not create_graph:
+                previous += grad
+            else:
+                grads[key] = previous + grad
+                owned.add(key)
+
+
+def backward(root, gradient=None, *, create_graph=False, keep_intermediate_grads=True):
+    """Store in ``.grad`` the gradient of ``root`` with respect to every tensor it depends on.
+
+    A one-element ``root`` is seeded with 1; any other needs ``gradient``, an
+    array of its shape (dL/d(root)). Leaves that require grad add the result
+    to their ``.grad``; intermediate tensors keep this call's gradient in
+    ``.grad`` unless ``keep_intermediate_grads`` is False, which saves memory
+    in training loops.
+
+    >>> import microad as ma
+    >>> x = ma.Tensor([1.0, -2.0, 3.0], requires_grad=True)
+    >>> y = (x * x).sum()
+    >>> y.backward()
+    >>> x.grad
+    array([ 2., -4.,  6.])
+    """
+    _check_root(root)
+    seed = _seed(root, gradient)
+    if root in _finished_roots:
+        warnings.warn(
+            f"backward() was already called from {_label(root)}: leaf gradients now add up "
+            "across both calls. Call zero_grad() on the leaves first if that is not intended",
+            stacklevel=3)
+    _finished_roots.add(root)
+
+    stored = set()
+
+    def store(tensor, grad):
+        if tensor._node is not None and not keep_intermediate_grads:
+            return
+        if not create_graph:
+            grad = np.asarray(grad)
+            # Hand each .grad its own writable array, so that updating one in
+            # place never changes another.
+            if id(grad) in stored or grad.base is not None or not grad.flags.writeable:
+                grad = grad.copy()
+            stored.add(id(grad))
+        if tensor._node is None and tensor.grad is not None:
+            tensor.grad = tensor.grad + grad
+        else:
+            tensor.grad = grad
+
+    if create_graph:
+        with enable_grad():
+            walk(root, type(root)(seed), create_graph=True, visit=store)
+    else:
+        walk(root, seed, visit=store)
+
+
+def grad(output, inputs, gradient=None, *, create_graph=False):
+    """Return the gradients of ``output`` with respect to ``inputs``, without touching ``.grad``.
+
+    With ``create_graph=True`` the gradients are Tensors in a new graph, so
+    they can be differentiated again (higher-order derivatives).
+
+    >>> import microad as ma
+    >>> x = ma.Tensor(3.0, requires_grad=True)
+    >>> (dx,) = ma.grad(x ** 3, [x], create_graph=True)
+    >>> float(dx), float(ma.grad(dx, [x])[0])
+    (27.0, 18.0)
+    """
+    _check_root(output)
+    seed = _seed(output, gradient)
+    wanted = {id(x): i for i, x in enumerate(inputs)}
+    results = [None] * len(inputs)
+
+    def collect(tensor, value):
+        index = wanted.get(id(tensor))
+        if index is not None:
+            results[index] = value if create_graph else np.asarray(value)
+
+    if create_graph:
+        with enable_grad():
+            walk(output, type(output)(seed), create_graph=True, visit=collect)
+    else:
+        walk(output, seed, visit=collect)
+
+    for index, x in enumerate(inputs):
+        if results[index] is None:
+            zeros = np.zeros(x.shape, dtype=x.dtype)
+            results[index] = type(x)(zeros) if create_graph else zeros
+    return results

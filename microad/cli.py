@@ -1,0 +1,92 @@
+"""The ``microad`` command line: demos, and checking, explaining and drawing graph files.
+
+This is the only module that prints. Each subcommand hands its parsed
+arguments to the module that does the work, and returns its exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__
+from .errors import MicroadError
+
+
+def _demo(args) -> int:
+    if args.name == "relu":
+        from .demos import relu
+        return relu.run(args.output)
+    if args.name == "softmax":
+        from .demos import softmax
+        return softmax.run(args.output)
+    from .demos import train
+    return train.run(args.output)
+
+
+def _check(args) -> int:
+    from .compare import run_check
+    return run_check(args)
+
+
+def _explain(args) -> int:
+    from .explain import run_explain
+    return run_explain(args)
+
+
+def _draw(args) -> int:
+    from .draw import run_draw
+    return run_draw(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="microad",
+        description="Reverse-mode autodiff on NumPy: derive, draw and check backpropagation.")
+    parser.add_argument("--version", action="version", version=f"microad {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="run a walk-through: relu, softmax or train")
+    demo.add_argument("name", choices=["relu", "softmax", "train"], help="which demo to run")
+    demo.add_argument("--output", default="out", metavar="DIR",
+                      help="folder for the diagrams and plots (default: out)")
+    demo.set_defaults(run=_demo)
+
+    check = commands.add_parser("check", help="compare hand-derived gradients with the engine")
+    check.add_argument("file", help="graph file: a Python script that builds the graph")
+    check.add_argument("--output", dest="output_name", default="loss", metavar="NAME",
+                       help="variable that holds the output (default: loss)")
+    check.add_argument("--manual", action="append", default=[], metavar="FILE",
+                       help=".npy or .npz file of manual gradients; may be repeated")
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.set_defaults(run=_check)
+
+    explain = commands.add_parser("explain", help="print the backward pass as equations or code")
+    explain.add_argument("file", help="graph file: a Python script that builds the graph")
+    explain.add_argument("--output", dest="output_name", default="loss", metavar="NAME",
+                         help="variable that holds the output (default: loss)")
+    style = explain.add_mutually_exclusive_group()
+    style.add_argument("--latex", dest="format", action="store_const", const="latex")
+    style.add_argument("--markdown", dest="format", action="store_const", const="markdown")
+    style.add_argument("--numpy", dest="format", action="store_const", const="numpy")
+    explain.set_defaults(run=_explain, format="text")
+
+    draw = commands.add_parser("draw", help="draw the graph with Graphviz")
+    draw.add_argument("file", help="graph file: a Python script that builds the graph")
+    draw.add_argument("-o", "--out", required=True, metavar="PATH",
+                      help="output file: .svg, .png, .pdf or .dot")
+    draw.add_argument("--output", dest="output_name", default="loss", metavar="NAME",
+                      help="variable that holds the output (default: loss)")
+    draw.add_argument("--view", choices=["forward", "backward", "both"], default="forward",
+                      help="which graph to draw (default: forward)")
+    draw.set_defaults(run=_draw)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except MicroadError as exc:
+        print(f"microad: error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,1 @@
+"""Walk-throughs run by ``microad demo``."""

@@ -1,0 +1,78 @@
+"""Graph walks shared by backward, the diagrams, the referee and the explainer.
+
+Every walk is iterative, so a chain of 100,000 ops needs no recursion. The
+functions read tensors through their attributes (``_node``, ``requires_grad``)
+and never import the Tensor class.
+"""
+
+from __future__ import annotations
+
+
+def _is_tensor(value) -> bool:
+    return hasattr(value, "_node")
+
+
+def topological_order(root, *, grad_only=True):
+    """Return the tensors that ``root`` depends on, each after all of its inputs.
+
+    With ``grad_only`` the walk keeps to tensors that require grad, which is
+    what backward needs; without it, constants and masks are included too.
+    ``root`` is last.
+    """
+    order = []
+    visited = {id(root)}
+    stack = [(root, False)]
+    while stack:
+        tensor, expanded = stack.pop()
+        if expanded:
+            order.append(tensor)
+            continue
+        stack.append((tensor, True))
+        node = tensor._node
+        if node is None:
+            continue
+        for operand in reversed(node.inputs):
+            if not _is_tensor(operand) or id(operand) in visited:
+                continue
+            if grad_only and not operand.requires_grad:
+                continue
+            visited.add(id(operand))
+            stack.append((operand, False))
+    return order
+
+
+def label_tensors(order, names=None, prefix="t"):
+    """Return ``{id(tensor): label}`` for every tensor in ``order``.
+
+    A label is, by priority, the tensor's own ``name``, a key of ``names`` (a
+    mapping such as ``locals()``) whose value is that tensor or its data
+    array, or a generated ``t0``, ``t1``, ... numbered in ``order``, so the same
+    graph always gets the same labels.
+    """
+    by_identity = {}
+    if names:
+        for key, value in names.items():
+            if not isinstance(key, str) or key.startswith("_"):
+                continue
+            by_identity.setdefault(id(value), key)
+            data = getattr(value, "data", None)
+            if data is not None and not callable(data):
+                by_identity.setdefault(id(data), key)
+
+    labels = {}
+    taken = set()
+    for tensor in order:
+        label = tensor.name or by_identity.get(id(tensor)) or by_identity.get(id(tensor.data))
+        if label is not None:
+            labels[id(tensor)] = label
+            taken.add(label)
+
+    counter = 0
+    for tensor in order:
+        if id(tensor) in labels:
+            continue
+        while f"{prefix}{counter}" in taken:
+            counter += 1
+        labels[id(tensor)] = f"{prefix}{counter}"
+        counter += 1
+    return labels
