@@ -20,13 +20,18 @@ def topological_order(root, *, grad_only=True):
     ``root`` is last.
     """
     order = []
-    visited = {id(root)}
+    visited = set()
     stack = [(root, False)]
     while stack:
         tensor, expanded = stack.pop()
         if expanded:
             order.append(tensor)
             continue
+        if id(tensor) in visited:
+            continue
+        # Mark on expansion, not on push: a tensor pushed twice is expanded
+        # once, and only after everything below it, so inputs come first.
+        visited.add(id(tensor))
         stack.append((tensor, True))
         node = tensor._node
         if node is None:
@@ -36,7 +41,6 @@ def topological_order(root, *, grad_only=True):
                 continue
             if grad_only and not operand.requires_grad:
                 continue
-            visited.add(id(operand))
             stack.append((operand, False))
     return order
 
