@@ -23,5 +23,6 @@ from .functions import (abs, absolute, add, as_tensor, broadcast_to, clip, conca
                         vstack, where)
 from .mode import enable_grad, is_grad_enabled, no_grad
 from .tensor import Tensor
+from . import nn, optim
 
 __version__ = "0.1.0"
