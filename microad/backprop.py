@@ -65,6 +65,8 @@ def _check_root(root):
 
 def _fit(grad, operand, primitive, argnum):
     """Un-broadcast a rule's result to the operand's shape and dtype."""
+    if type(grad) is not np.ndarray and not hasattr(grad, "_node"):
+        grad = np.asarray(grad)  # NumPy returns scalars, not 0-d arrays, from 0-d math
     shape = operand.shape
     if grad.shape != shape:
         grad = rules.unbroadcast_to(grad, shape=shape)
@@ -126,7 +128,10 @@ def walk(root, seed, *, create_graph=False, visit=None):
             elif key in owned and not create_graph:
                 previous += grad
             else:
-                grads[key] = previous + grad
+                total = previous + grad
+                if not create_graph and type(total) is not np.ndarray:
+                    total = np.asarray(total)  # 0-d sums come back as NumPy scalars
+                grads[key] = total
                 owned.add(key)
 
 

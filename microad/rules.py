@@ -336,7 +336,8 @@ min_ = defprim("min", np.min, _extremum_vjp, math="dx = g * (x == min) / count")
 def _logsumexp_forward(x, axis, keepdims):
     peak = np.max(x, axis=axis, keepdims=True)
     peak = np.where(np.isfinite(peak), peak, 0)
-    result = np.log(np.sum(np.exp(x - peak), axis=axis, keepdims=True)) + peak
+    with np.errstate(divide="ignore"):  # log(0) = -inf is the right value for all -inf inputs
+        result = np.log(np.sum(np.exp(x - peak), axis=axis, keepdims=True)) + peak
     if not keepdims:
         result = np.squeeze(result, axis=axis)
     return result
