@@ -12,6 +12,7 @@ array([0., 0.])
 
 from . import rules
 from .backprop import backward, grad
+from .draw import draw
 from .errors import (AnomalyError, BackwardError, DTypeError, MicroadError, MutationError,
                      NonDifferentiableError, ShapeError, UnsupportedError)
 from .functions import (abs, absolute, add, as_tensor, broadcast_to, clip, concatenate, cos,
