@@ -112,45 +112,38 @@ class Module:
                 for index, module in enumerate(value):
                     yield f"{name}.{index}", module
 
-    def named_modules(self):
-        """Return ``[(dotted name, module)]`` for this module (name ``""``) and every sub-module.
+    def _walk(self):
+        """Yield ``(dotted path, value)`` for this module, its sub-modules and parameters.
 
-        The walk is iterative and depth-first, in assignment order. A module
-        reachable by two paths is listed once, under the first.
+        The walk is iterative and depth-first, in assignment order, and yields
+        each module and parameter once, under the first path that reaches it.
         """
-        result = []
         seen = set()
         stack = [("", self)]
         while stack:
-            prefix, module = stack.pop()
-            if id(module) in seen:
+            path, value = stack.pop()
+            if id(value) in seen:
                 continue
-            seen.add(id(module))
-            result.append((prefix, module))
+            seen.add(id(value))
+            yield path, value
 
-            children = []
-            for name, value in module._children():
-                if isinstance(value, Module):
-                    children.append((f"{prefix}.{name}" if prefix else name, value))
-            stack.extend(reversed(children))
-        return result
+            if isinstance(value, Module):
+                children = [(f"{path}.{name}" if path else name, child)
+                            for name, child in value._children()]
+                stack.extend(reversed(children))
+
+    def named_modules(self):
+        """Return ``[(dotted path, module)]`` for this module (path ``""``) and every sub-module."""
+        return [(path, value) for path, value in self._walk() if isinstance(value, Module)]
 
     def named_parameters(self):
-        """Return ``[(dotted name, parameter)]``; a shared parameter is listed once.
+        """Return ``[(dotted path, parameter)]`` in assignment order; a shared one is listed once.
 
         >>> import microad as ma
         >>> [name for name, _ in ma.nn.Linear(2, 3, rng=0).named_parameters()]
         ['weight', 'bias']
         """
-        result = []
-        seen = set()
-        for prefix, module in self.named_modules():
-            for name, value in module._children():
-                if not isinstance(value, Parameter) or id(value) in seen:
-                    continue
-                seen.add(id(value))
-                result.append((f"{prefix}.{name}" if prefix else name, value))
-        return result
+        return [(path, value) for path, value in self._walk() if isinstance(value, Parameter)]
 
     def parameters(self):
         """Return the list of parameters, in the order of :meth:`named_parameters`."""

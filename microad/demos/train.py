@@ -62,8 +62,9 @@ def import_extra() -> dict:
         except ImportError:
             missing.append(package)
     if missing:
-        raise MissingExtraError(f"microad demo train needs {', '.join(missing)}, which "
-                                "is not installed; install the extra 'train' with: "
+        verb = "is" if len(missing) == 1 else "are"
+        raise MissingExtraError(f"microad demo train needs {', '.join(missing)}, which {verb} "
+                                "not installed. Install the extra 'train' with: "
                                 "pip install 'microad[train]'")
     return modules
 
