@@ -367,8 +367,9 @@ def _format_index(index):
     shown = []
     for part in parts:
         if isinstance(part, slice):
-            text = ":".join("" if x is None else str(x) for x in (part.start, part.stop, part.step))
-            shown.append(text.rstrip(":") if part.step is None else text)
+            bounds = [part.start, part.stop] if part.step is None else [part.start, part.stop,
+                                                                        part.step]
+            shown.append(":".join("" if bound is None else str(bound) for bound in bounds))
         elif part is Ellipsis:
             shown.append("...")
         elif part is None:
