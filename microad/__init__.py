@@ -12,6 +12,7 @@ array([0., 0.])
 
 from . import rules
 from .backprop import backward, grad
+from .compare import Diagnosis, Entry, ManualGradientError, NumericCheck, Report, compare
 from .draw import draw
 from .errors import (AnomalyError, BackwardError, DTypeError, MicroadError, MutationError,
                      NonDifferentiableError, ShapeError, UnsupportedError)
@@ -22,7 +23,8 @@ from .functions import (abs, absolute, add, as_tensor, broadcast_to, clip, conca
                         sigmoid, sin, softmax, split, sqrt, square, squeeze, stack, std,
                         subtract, sum, supported_functions, swapaxes, tanh, transpose, var,
                         vstack, where)
-from .mode import enable_grad, is_grad_enabled, no_grad
+from .gradcheck import GradcheckError, GradcheckResult, InputCheck, gradcheck
+from .mode import detect_anomaly, enable_grad, is_grad_enabled, no_grad
 from .tensor import Tensor
 from . import nn, optim
 
