@@ -35,7 +35,7 @@ class Parameter(Tensor):
     The data is copied (integers become float64) so that an optimizer can
     update it in place without changing the array it was made from. A module
     sets ``name`` to the parameter's dotted path when the parameter is
-    assigned to it; a name given here is replaced at that moment.
+    assigned to it, replacing any name given here.
 
     >>> import microad as ma
     >>> w = ma.nn.Parameter([1, 2], name="w")
@@ -64,7 +64,7 @@ class Module:
     Assigning a :class:`Parameter`, a Module, or a tuple of Modules to an
     attribute registers it. The tuple's items get the names ``attr.0``,
     ``attr.1``, ... (a tuple rather than a list, because appending to a list
-    later would bypass registration). Subclasses define ``forward``; calling
+    later would bypass registration). Subclasses define ``forward``, and calling
     the module calls ``forward``.
 
     When a sub-module is assigned, its parameters are renamed to their path
@@ -137,7 +137,7 @@ class Module:
         return [(path, value) for path, value in self._walk() if isinstance(value, Module)]
 
     def named_parameters(self):
-        """Return ``[(dotted path, parameter)]`` in assignment order; a shared one is listed once.
+        """Return ``[(dotted path, parameter)]`` in assignment order, listing a shared parameter once.
 
         >>> import microad as ma
         >>> [name for name, _ in ma.nn.Linear(2, 3, rng=0).named_parameters()]
@@ -155,18 +155,18 @@ class Module:
             parameter.grad = None
 
     def train(self, mode=True):
-        """Set ``training`` on this module and every sub-module; return self."""
+        """Set ``training`` on this module and every sub-module, and return this module."""
         for _, module in self.named_modules():
             object.__setattr__(module, "training", bool(mode))
         return self
 
     def eval(self):
-        """Set ``training`` to False on this module and every sub-module; return self."""
+        """Set ``training`` to False on this module and every sub-module, and return this module."""
         return self.train(False)
 
     def forward(self, *args, **kwargs):
-        raise NotImplementedError(f"{type(self).__name__} defines no forward(); "
-                                  "subclasses of microad.nn.Module must implement it")
+        raise NotImplementedError(f"{type(self).__name__} defines no forward(). "
+                                  "Subclasses of microad.nn.Module must implement it")
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
@@ -199,7 +199,7 @@ class Linear(Module):
     inputs, that variance keeps the scale of activations roughly constant from
     layer to layer (He et al., 2015, "Delving Deep into Rectifiers"). The bias
     starts at zero. ``rng`` is a ``numpy.random.Generator`` or a seed for
-    ``numpy.random.default_rng``; pass one for reproducible weights.
+    ``numpy.random.default_rng``. Pass one for reproducible weights.
 
     >>> import microad as ma
     >>> layer = ma.nn.Linear(3, 2, rng=0)
@@ -229,7 +229,7 @@ class Linear(Module):
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ShapeError(f"Linear({self.in_features} -> {self.out_features}): input "
                              f"{describe([x])} must have {self.in_features} features on its last "
-                             f"axis; pass an array of shape (N, {self.in_features})")
+                             f"axis. Pass an array of shape (N, {self.in_features})")
         y = x @ self.weight
         if self.bias is not None:
             y = y + self.bias
@@ -241,7 +241,7 @@ class Linear(Module):
 
 
 class ReLU(Module):
-    """Elementwise ``maximum(x, 0)``; its gradient is ``g * (x > 0)``, so 0 at x == 0.
+    """Elementwise ``maximum(x, 0)``, whose gradient is ``g * (x > 0)``, so 0 at x == 0.
 
     >>> import microad as ma
     >>> ma.nn.ReLU()(ma.Tensor([-1.0, 0.0, 2.0])).data
@@ -253,7 +253,7 @@ class ReLU(Module):
 
 
 class Tanh(Module):
-    """Elementwise ``tanh(x)``; its gradient is ``g * (1 - tanh(x)**2)``.
+    """Elementwise ``tanh(x)``, whose gradient is ``g * (1 - tanh(x)**2)``.
 
     >>> import microad as ma
     >>> ma.nn.Tanh()(ma.Tensor([0.0])).data
@@ -265,7 +265,7 @@ class Tanh(Module):
 
 
 class Sequential(Module):
-    """Apply modules one after another; they are registered as ``layers.0``, ``layers.1``, ...
+    """Apply modules one after another, registered as ``layers.0``, ``layers.1``, ...
 
     >>> import microad as ma
     >>> model = ma.nn.Sequential(ma.nn.Linear(2, 2, rng=0), ma.nn.Tanh())
@@ -281,7 +281,7 @@ class Sequential(Module):
         for index, module in enumerate(modules):
             if not isinstance(module, Module):
                 raise MicroadError(f"Sequential: item {index} is a {type(module).__name__}, not a "
-                                   "microad.nn.Module; wrap plain functions in a Module subclass")
+                                   "microad.nn.Module. Wrap plain functions in a Module subclass")
         self.layers = tuple(modules)
 
     def __len__(self):

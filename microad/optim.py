@@ -31,12 +31,12 @@ def _check_range(optimizer, name, value, low, high=None, *, high_inclusive=False
         bad = bad or value > high or (value == high and not high_inclusive)
     if bad:
         upper = "" if high is None else f" and {'<=' if high_inclusive else '<'} {high}"
-        raise HyperparameterError(f"{optimizer}: {name}={value!r} is invalid; it must be "
+        raise HyperparameterError(f"{optimizer}: {name}={value!r} is invalid. It must be "
                                   f">= {low}{upper}")
 
 
 class Optimizer:
-    """Base class: holds the parameter list and clears gradients.
+    """Base class: stores the parameter list and clears gradients.
 
     ``params`` is an iterable of Tensors that require grad, usually
     ``model.parameters()``. Their ``data`` must be writable float arrays,
@@ -50,7 +50,7 @@ class Optimizer:
                                       "model.parameters() or [W, b], not a single tensor")
         self.params = list(params)
         if not self.params:
-            raise HyperparameterError(f"{name}: the parameter list is empty; pass "
+            raise HyperparameterError(f"{name}: the parameter list is empty. Pass "
                                       "model.parameters() after building the model")
 
         seen = set()
@@ -58,17 +58,17 @@ class Optimizer:
             label = f"parameter {index}" + (f" ({param.name})" if getattr(param, "name", None) else "")
             if not isinstance(param, Tensor):
                 raise HyperparameterError(f"{name}: {label} is a {type(param).__name__}, not a "
-                                          "microad Tensor; wrap it with microad.nn.Parameter")
+                                          "microad Tensor. Wrap it with microad.nn.Parameter")
             if not param.requires_grad or not param.is_leaf:
                 raise HyperparameterError(f"{name}: {label} {param.shape} must be a leaf that "
-                                          "requires grad; create it with requires_grad=True or "
+                                          "requires grad. Create it with requires_grad=True or "
                                           "as a microad.nn.Parameter")
             if param.dtype.kind != "f" or not param.data.flags.writeable:
                 raise HyperparameterError(f"{name}: {label} {param.shape} must hold a writable "
                                           "float array, because step() updates it in place")
             if id(param) in seen:
-                raise HyperparameterError(f"{name}: {label} appears twice in params; pass each "
-                                          "tensor once, or it would be updated twice per step")
+                raise HyperparameterError(f"{name}: {label} appears twice in params. Pass each "
+                                          "tensor once, because otherwise it would be updated twice per step")
             seen.add(id(param))
 
     def zero_grad(self):

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up a development copy of microad: Graphviz's `dot` program (from Debian's
 # graphviz package, when running as root with apt-get) and a virtual
-# environment in .venv with microad, its test dependencies and the extra
-# `train` (scikit-learn, matplotlib, tqdm) so that the training tests run.
+# environment in .venv with microad and its test dependencies. It also installs
+# the extra `train` (scikit-learn, matplotlib, tqdm) so that the training tests run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -42,7 +42,7 @@ def test_split_is_stratified(digits):
 def test_inputs_standardised(digits):
     scale = digits.X_train.std(axis=0)
     assert np.allclose(digits.X_train.mean(axis=0), 0)
-    # Constant pixels stay at 0; every other pixel has unit variance.
+    # Constant pixels stay at 0, and every other pixel has unit variance.
     assert np.allclose(scale[scale > 0], 1)
     assert np.isfinite(digits.X_test).all()
 

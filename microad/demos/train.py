@@ -35,8 +35,9 @@ BATCH_SIZE = 64
 LEARNING_RATE = 1e-2
 REG = 1e-4
 TARGET_ACCURACY = 0.97
-# Gradients of the engine and of the hand derivation agree to rounding error;
-# a wrong formula differs by far more than this (relative to the gradient's size).
+# Largest accepted difference between the engine's and the hand-derived gradient,
+# relative to the gradient's size. Both agree to rounding error (about 1e-16),
+# while a wrong term in a formula shows up far above this.
 GRADIENT_TOLERANCE = 1e-8
 
 _EXTRA = (("sklearn", "scikit-learn"), ("matplotlib", "matplotlib"), ("tqdm", "tqdm"))
@@ -83,8 +84,8 @@ def load_digits_split(seed=SEED) -> Digits:
     """Load the digits, split them 75/25 stratified by class, and standardise the inputs.
 
     Each pixel is centred and scaled with the training set's mean and
-    standard deviation. Pixels that are constant in the training set (the
-    corners are always 0) keep a scale of 1 instead of a division by zero.
+    standard deviation. Pixels that are constant in the training set (always
+    0, such as the top-left corner) keep a scale of 1 instead of a division by zero.
 
     >>> data = load_digits_split()
     >>> data.X_train.shape, data.X_test.shape
@@ -116,7 +117,7 @@ def build_model(hidden=HIDDEN, seed=SEED) -> nn.Sequential:
 
 
 def regularized_loss(model, X, y, reg=REG):
-    """Return mean cross-entropy + reg * (sum(W1**2) + sum(W2**2)); biases are not penalised."""
+    """Return mean cross-entropy + reg * (sum(W1**2) + sum(W2**2)), leaving biases unpenalised."""
     logits = model(X)
     penalty = 0.0
     for name, parameter in model.named_parameters():
@@ -288,7 +289,7 @@ def plot_history(history, path) -> Path:
 
 
 def run(output_dir, stream=None) -> int:
-    """Run the demo: check gradients, train, save DIR/training.png; return the exit code.
+    """Run the demo (gradient check, training, plot in DIR/training.png) and return the exit code.
 
     Writes its report to ``stream`` (standard output by default). Returns 0
     when the gradients match and the test accuracy reaches the target, else 1.
@@ -314,7 +315,7 @@ def run(output_dir, stream=None) -> int:
     plot = plot_history(history, output / "training.png")
     accuracy = history.test_accuracy[-1]
     stream.write(f"test accuracy after {len(history.test_accuracy)} epochs: {accuracy:.4f} "
-                 f"(target {TARGET_ACCURACY}); training took {history.seconds:.1f} s\n"
+                 f"(target {TARGET_ACCURACY}), training time {history.seconds:.1f} s\n"
                  f"plot: {plot}\n")
 
     if not all(row.ok for row in rows):
