@@ -1,0 +1,458 @@
+"""The backward pass written out as named equations, derived from the engine's own rules.
+
+:func:`derive` walks the graph in the order that ``microad.backprop.walk``
+does and runs each primitive's VJP rule from ``microad.rules`` on
+:class:`~microad.symbolic.Symbol` tracers. Each recorded expression becomes a
+:class:`Step`, such as ``dlogits = dY * (logits > 0)``, so the equations are
+the code that the engine runs, not a second table of formulas. The engine's
+own work gets steps of its own: ``unbroadcast`` (summing broadcast axes away)
+and ``accumulate`` (adding the gradients of a tensor used more than once).
+
+Names: a tensor's label comes from :func:`microad.graph.label_tensors`; its
+gradient is ``d`` + label (``dlogits``). A gradient that reaches a tensor
+from one of several consumers is ``dx_from_t3``; a rule's result before
+un-broadcasting is ``db_broadcast``; a shared subexpression is ``dx_tmp0``.
+
+:func:`explain` formats the steps as text, Markdown, LaTeX or runnable NumPy.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import rules
+from .errors import BackwardError, MicroadError, ShapeError
+from .graph import label_tensors, topological_order
+from .symbolic import (HELPER_PRIMITIVES, OPERATOR_FUNCTIONS, ArrayNames, Symbol, children,
+                       identifier, lift, names_read, postorder, python_source, rebuild)
+
+logger = logging.getLogger(__name__)
+
+_RESERVED = frozenset({"np", "forward_backward"}) | HELPER_PRIMITIVES
+_ELEMENTWISE = frozenset({"+", "-", "*", "/", "**"})
+# Keyword arguments equal to NumPy's defaults, left out of the source.
+_DEFAULT_KEYWORDS = {
+    "sum": {"axis": None, "keepdims": False},
+    "mean": {"axis": None, "keepdims": False},
+    "max": {"axis": None, "keepdims": False},
+    "min": {"axis": None, "keepdims": False},
+    "transpose": {"axes": None},
+}
+
+
+@dataclass
+class Step:
+    """One assignment of the derivation: ``target = expression``.
+
+    ``tensor`` is the forward Tensor whose value (in the forward pass) or
+    gradient (in the backward pass) ``target`` is, or None for a temporary.
+    ``primitive`` is the name of the primitive whose forward or VJP rule the
+    step runs, or ``"seed"``, ``"unbroadcast"`` or ``"accumulate"`` for the
+    engine's own steps.
+    """
+
+    target: str
+    expression: str
+    reads: tuple
+    tensor: object
+    shape: tuple
+    primitive: str
+    tree: Symbol = field(repr=False, compare=False, default=None)
+
+    def __str__(self):
+        return f"{self.target} = {self.expression}"
+
+
+@dataclass
+class Derivation:
+    """The forward and backward passes of one graph as lists of :class:`Step`.
+
+    ``inputs`` lists ``(name, tensor)`` for the leaves, in graph order;
+    ``constants`` lists ``(name, array)`` for arrays that the source reads
+    by name (large index arrays); ``gradients`` lists ``(name, tensor)``
+    for the leaves that require grad. ``seed`` is the name of the output's
+    gradient: a step of its own (1) for a one-element output, else an
+    input of the backward pass.
+    """
+
+    output: object
+    output_name: str
+    seed: str
+    seed_is_input: bool
+    inputs: list
+    constants: list
+    forward: list
+    steps: list
+    gradients: list
+    helpers: frozenset
+    _gradient_labels: dict = field(default_factory=dict, repr=False)
+
+
+# ---------------------------------------------------------------------------
+# Simplification: drop factors that change nothing, keep the numbers
+# ---------------------------------------------------------------------------
+
+def _same_array_type(a, b) -> bool:
+    return np.shape(a) == np.shape(b) and np.asarray(a).dtype == np.asarray(b).dtype
+
+
+def _is_literal(node, number) -> bool:
+    if node.kind != "literal" or isinstance(node.value, (bool, np.bool_)):
+        return False
+    value = node.value
+    return isinstance(value, (int, float, np.number)) and value == number
+
+
+def _is_broadcast(node):
+    """Return the operand of ``np.broadcast_to(operand, shape)``, looking through names."""
+    if node.kind == "name" and node.definition is not None:
+        inner = _is_broadcast(node.definition) if node.definition.kind == "call" else None
+        if inner is not None and inner.kind in ("name", "literal"):
+            return inner
+        return None
+    if node.kind == "call" and node.op == "np.broadcast_to":
+        return node.args[0]
+    return None
+
+
+def _simplify_node(node):
+    """Return a simpler node with the same value, shape and dtype, or ``node`` itself."""
+    kind, op = node.kind, node.op
+    if kind == "binop":
+        left, right = node.args
+        if op == "*" and _is_literal(right, 1) and _same_array_type(left.value, node.value):
+            return left
+        if op == "*" and _is_literal(left, 1) and _same_array_type(right.value, node.value):
+            return right
+        if op == "/" and _is_literal(right, 1) and _same_array_type(left.value, node.value):
+            return left
+        if op in ("+", "-") and _is_literal(right, 0) and _same_array_type(left.value, node.value):
+            return left
+        if op == "+" and _is_literal(left, 0) and _same_array_type(right.value, node.value):
+            return right
+        if op in _ELEMENTWISE:
+            return _drop_broadcasts(node)
+        return node
+    if kind == "unary" and op == "-" and node.args[0].kind == "unary" and node.args[0].op == "-":
+        return node.args[0].args[0]
+    operand = node.args[0] if node.args else None
+    unchanged = operand is not None and _same_array_type(operand.value, node.value)
+    if kind == "method" and op in ("reshape", "astype") and unchanged:
+        return operand
+    if kind == "method" and op == "sum" and unchanged and dict(node.kwargs)["axis"].value == ():
+        return operand
+    if kind == "call" and op in ("np.broadcast_to", "np.reshape", "np.expand_dims") and unchanged:
+        return operand
+    if kind == "attr" and op == "T" and unchanged and np.ndim(node.value) < 2:
+        return operand
+    if kind in ("method", "call"):
+        return _drop_default_keywords(node)
+    return node
+
+
+def _drop_broadcasts(node):
+    """Drop an explicit broadcast_to from an operand that the operator broadcasts anyway."""
+    left, right = node.args
+    for position in (0, 1):
+        inner = _is_broadcast(node.args[position])
+        if inner is None:
+            continue
+        trial = [left, right]
+        trial[position] = inner
+        try:
+            with np.errstate(all="ignore"):
+                value = OPERATOR_FUNCTIONS[node.op](trial[0].value, trial[1].value)
+        except (TypeError, ValueError):
+            continue
+        if _same_array_type(value, node.value):
+            left, right = trial
+    if left is node.args[0] and right is node.args[1]:
+        return node
+    return Symbol("binop", node.op, (left, right), (), node.value)
+
+
+def _drop_default_keywords(node):
+    name = node.op.removeprefix("np.")
+    defaults = _DEFAULT_KEYWORDS.get(name)
+    if not defaults:
+        return node
+    kept = []
+    for key, value in node.kwargs:
+        if key in defaults and value.kind == "literal" and value.value is defaults[key]:
+            continue
+        if key in defaults and value.kind == "literal" and value.value == defaults[key] \
+                and type(value.value) is type(defaults[key]):
+            continue
+        kept.append((key, value))
+    if len(kept) == len(node.kwargs):
+        return node
+    return Symbol(node.kind, node.op, node.args, tuple(kept), node.value, node.definition)
+
+
+def simplify(root):
+    """Return the tree under ``root`` with trivial factors removed, bottom-up."""
+    replaced = {}
+    for node in postorder(root):
+        old_kids = children(node)
+        kids = [replaced[id(child)] for child in old_kids]
+        if any(new is not old for new, old in zip(kids, old_kids)):
+            node_new = rebuild(node, kids)
+        else:
+            node_new = node
+        replaced[id(node)] = _simplify_node(node_new)
+    return replaced[id(root)]
+
+# ---------------------------------------------------------------------------
+# Derivation
+# ---------------------------------------------------------------------------
+
+class _Deriver:
+    """State of one derivation: the names in use, the steps so far, the constants."""
+
+    def __init__(self, root, names, gradient):
+        self.root = root
+        self.order = topological_order(root, grad_only=False)
+        self.used = set(_RESERVED)
+        self.labels = {}
+        raw_labels = label_tensors(self.order, names)
+        for tensor in self.order:
+            self.labels[id(tensor)] = self.claim(raw_labels[id(tensor)])
+        self.grad_names = {}
+        self.gradient_labels = {}   # gradient name -> label, for LaTeX
+        self.arrays = ArrayNames(self._known_arrays(names), self.claim)
+        self.helpers = set()
+        self.forward = []
+        self.steps = []
+        self.symbols = {id(t): Symbol.name(self.labels[id(t)], t.data) for t in self.order}
+        self.gradient = gradient
+
+    def _known_arrays(self, names):
+        """Map ids of arrays to the names that the source may use for them."""
+        known = {}
+        for tensor in self.order:
+            if tensor._node is None:
+                known[id(tensor.data)] = self.labels[id(tensor)]
+        for key, value in (names or {}).items():
+            if not isinstance(key, str) or key.startswith("_"):
+                continue
+            for array in (value, getattr(value, "data", None)):
+                if isinstance(array, np.ndarray) and id(array) not in known:
+                    known[id(array)] = identifier(key)
+        return known
+
+    def claim(self, base) -> str:
+        """Reserve a new identifier based on ``base`` (``base_2``, ... when it is taken)."""
+        base = identifier(base)
+        name, suffix = base, 2
+        while name in self.used:
+            name = f"{base}_{suffix}"
+            suffix += 1
+        self.used.add(name)
+        return name
+
+    def grad_name(self, tensor) -> str:
+        if id(tensor) not in self.grad_names:
+            label = self.labels[id(tensor)]
+            name = self.claim("d" + label)
+            self.grad_names[id(tensor)] = name
+            self.gradient_labels[name] = label
+        return self.grad_names[id(tensor)]
+
+    # -- steps --------------------------------------------------------------
+
+    def add_step(self, steps, target, tree, primitive, tensor):
+        for node in postorder(tree):
+            if node.kind == "call" and node.op in HELPER_PRIMITIVES:
+                self.helpers.add(node.op)
+        source = python_source(tree, self.arrays)
+        steps.append(Step(target, source, names_read(tree), tensor, tuple(np.shape(tree.value)),
+                          primitive, tree))
+        logger.debug("%s = %s", target, source)
+        return Symbol.name(target, tree.value, definition=tree)
+
+    def emit(self, steps, target, tree, primitive, tensor):
+        """Simplify ``tree``, split off shared parts, and add it as the step ``target``."""
+        tree = simplify(lift(tree))
+        if tree.kind == "call" and tree.op == "np.broadcast_to" \
+                and tree.args[0].kind not in ("name", "literal"):
+            # The scaling before the broadcast (g / n of a mean) is a step of
+            # its own, so that the next elementwise step can skip the broadcast.
+            reduced = self.emit(steps, self.claim(target + "_reduced"), tree.args[0],
+                                primitive, None)
+            tree = simplify(rebuild(tree, [reduced] + list(children(tree)[1:])))
+        tree = self._hoist_shared(steps, tree, target, primitive)
+        return self.add_step(steps, target, tree, primitive, tensor)
+
+    def _hoist_shared(self, steps, tree, target, primitive):
+        """Give every subexpression used more than once its own step, computed once."""
+        references = {}
+        for node in postorder(tree):
+            for child in children(node):
+                references[id(child)] = references.get(id(child), 0) + 1
+        replaced = {}
+        for node in postorder(tree):
+            old_kids = children(node)
+            kids = [replaced[id(child)] for child in old_kids]
+            new = node
+            if any(a is not b for a, b in zip(kids, old_kids)):
+                new = rebuild(node, kids)
+            shared = references.get(id(node), 0) >= 2
+            if shared and node.kind not in ("name", "literal", "tuple", "list"):
+                new = self.add_step(steps, self.claim(target + "_tmp"), new, primitive, None)
+            replaced[id(node)] = new
+        return replaced[id(tree)]
+
+    # -- forward ------------------------------------------------------------
+
+    def trace_forward(self):
+        inputs = []
+        for tensor in self.order:
+            node = tensor._node
+            label = self.labels[id(tensor)]
+            if node is None:
+                inputs.append((label, tensor))
+                continue
+            args = [self.symbols[id(x)] if hasattr(x, "_node") else x for x in node.inputs]
+            primitive = node.primitive
+            if primitive.name in HELPER_PRIMITIVES:
+                tree = Symbol.__microad_function__(args[0], primitive, args, node.params)
+            else:
+                tree = primitive.forward(*args, **node.params)
+            self.emit(self.forward, label, tree, primitive.name, tensor)
+        return inputs
+
+    # -- backward -----------------------------------------------------------
+
+    def seed(self):
+        root = self.root
+        name = self.grad_name(root)
+        if self.gradient is not None:
+            value = np.asarray(getattr(self.gradient, "data", self.gradient))
+            if value.shape != root.shape:
+                raise ShapeError(f"derive(): the gradient for {self.labels[id(root)]} has shape "
+                                 f"{value.shape}, but the output has shape {root.shape}; pass "
+                                 "an upstream gradient of exactly the output's shape")
+            return Symbol.name(name, value.astype(root.dtype)), True
+        if root.size != 1:
+            # The equations do not depend on the upstream values; ones stand in for them.
+            return Symbol.name(name, np.ones(root.shape, dtype=root.dtype)), True
+        seed = lift(np.ones(root.shape, dtype=root.dtype))
+        return self.add_step(self.steps, name, seed, "seed", root), False
+
+    def trace_backward(self, seed):
+        order = topological_order(self.root)
+        expected = {}
+        for tensor in order:
+            for argnum, operand in _differentiable_operands(tensor):
+                expected[id(operand)] = expected.get(id(operand), 0) + 1
+
+        pending = {}
+        for tensor in reversed(order):
+            if tensor is self.root:
+                g = seed
+            else:
+                parts = pending.pop(id(tensor), None)
+                if not parts:
+                    continue
+                g = parts[0] if len(parts) == 1 else self._accumulate(tensor, parts)
+            node = tensor._node
+            if node is None:
+                continue
+            for argnum, operand in _differentiable_operands(tensor):
+                several = expected[id(operand)] > 1
+                if several:
+                    consumer = self.labels[id(tensor)]
+                    target = self.claim(f"{self.grad_name(operand)}_from_{consumer}")
+                else:
+                    target = self.grad_name(operand)
+                part = self._contribution(tensor, argnum, operand, g, target,
+                                          None if several else operand)
+                pending.setdefault(id(operand), []).append(part)
+
+    def _contribution(self, tensor, argnum, operand, g, target, owner):
+        node = tensor._node
+        primitive = node.primitive
+        out = self.symbols[id(tensor)]
+        args = [self.symbols[id(x)] if hasattr(x, "_node") else x for x in node.inputs]
+        if primitive.variadic:
+            grad = primitive.vjps[0](g, out, *args, argnum=argnum, **node.params)
+        else:
+            grad = primitive.vjps[argnum](g, out, *args, **node.params)
+        grad = lift(grad)
+
+        kind = primitive.name
+        if np.shape(grad.value) != operand.shape:
+            # The engine's un-broadcasting (backprop._fit) is a step of its own.
+            if grad.kind != "name":
+                grad = self.emit(self.steps, self.claim(target + "_broadcast"), grad, kind, None)
+            grad = lift(rules.unbroadcast_to(grad, shape=operand.shape))
+            kind = "unbroadcast"
+            if np.shape(grad.value) != operand.shape:
+                raise MicroadError(f"the rule of {primitive.name} for input {argnum} returned "
+                                   f"shape {np.shape(grad.value)}, which does not reduce to the "
+                                   f"input shape {operand.shape}. This is a bug in that rule")
+        if np.asarray(grad.value).dtype != operand.dtype:
+            grad = grad.astype(operand.dtype)
+        return self.emit(self.steps, target, grad, kind, owner)
+
+    def _accumulate(self, tensor, parts):
+        total = parts[0]
+        for part in parts[1:]:
+            total = total + part
+        return self.emit(self.steps, self.grad_name(tensor), total, "accumulate", tensor)
+
+
+def _differentiable_operands(tensor):
+    """Yield ``(argnum, operand)`` for each input that receives a gradient from ``tensor``."""
+    node = tensor._node
+    if node is None:
+        return
+    for argnum, operand in enumerate(node.inputs):
+        if not getattr(operand, "requires_grad", False):
+            continue
+        if not node.primitive.variadic and node.primitive.vjps[argnum] is None:
+            continue
+        yield argnum, operand
+
+
+def derive(root, names=None, *, gradient=None) -> Derivation:
+    """Derive the forward and backward passes of ``root`` as named NumPy steps.
+
+    ``names`` (such as ``locals()``) gives tensors their labels, as in
+    :func:`microad.graph.label_tensors`. A one-element ``root`` is seeded
+    with 1; for any other, the upstream gradient ``d<label>`` is an input,
+    with the value ``gradient`` when given (else ones stand in for it).
+
+    >>> import numpy as np
+    >>> import microad as ma
+    >>> X = ma.Tensor(np.ones((5, 5)), name="X")
+    >>> W = ma.Tensor(np.ones((5, 3)), requires_grad=True, name="W")
+    >>> logits = X @ W
+    >>> Y = np.maximum(logits, 0)
+    >>> for step in derive(Y, locals()).steps:
+    ...     print(step, step.shape)
+    dlogits = dY * (logits > 0) (5, 3)
+    dW = X.T @ dlogits (5, 3)
+    """
+    if not hasattr(root, "_node"):
+        raise MicroadError(f"derive() needs a microad Tensor, got {type(root).__name__}; build "
+                           "the output from Tensors so that microad records the graph")
+    if not root.requires_grad:
+        raise BackwardError(
+            f"derive(): {getattr(root, 'name', None) or 'the output'} {root.shape} does not "
+            "require grad, so it has no backward pass. Create the inputs with "
+            "requires_grad=True, for example Tensor(W, requires_grad=True)")
+    deriver = _Deriver(root, names, gradient)
+    inputs = deriver.trace_forward()
+    seed, seed_is_input = deriver.seed()
+    deriver.trace_backward(seed)
+
+    gradients = [(deriver.grad_name(t), t) for label, t in inputs if t.requires_grad]
+    return Derivation(
+        output=root, output_name=deriver.labels[id(root)], seed=seed.op,
+        seed_is_input=seed_is_input, inputs=inputs, constants=list(deriver.arrays.arrays),
+        forward=deriver.forward, steps=deriver.steps, gradients=gradients,
+        helpers=frozenset(deriver.helpers), _gradient_labels=deriver.gradient_labels)
