@@ -56,14 +56,16 @@ def optional_module(name):
 def relu_inputs(n, d, c, seed=1):
     """Draw the ReLU layer's inputs.
 
-    With seed 1 and the legacy generator, the draws come in the order of the
-    hand derivation that microad's tests use, so the tiny case (5, 4, 3) has
-    the same X, W and dL as that derivation. The bias row of W is zero there.
+    With seed 1 and NumPy's legacy generator, the draws come in the order of
+    the hand derivation that tests/notes_data.py rebuilds, so the tiny case
+    (5, 4, 3) has the same Xraw, W (with a zero bias row) and dL.
     """
     rng = np.random.RandomState(seed)
     xraw = 10 * rng.randn(n, d)
     weights = 0.1 * rng.randn(d, c)
     w = np.vstack([weights, np.zeros(c)])
+    # That derivation's dL is the third draw of its shape, so skip two.
+    rng.randn(2 * n * c)
     dl = 0.1 * (rng.randn(n, c) - 0.5)
     return {"Xraw": xraw, "W": w, "dL": dl, "ones": np.ones((n, 1))}
 
