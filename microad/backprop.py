@@ -15,15 +15,19 @@ that usually doubles them by mistake.
 
 from __future__ import annotations
 
+import os
 import warnings
 import weakref
 
 import numpy as np
 
 from . import rules
-from .errors import BackwardError, DTypeError, MicroadError, ShapeError
+from .errors import (AnomalyError, BackwardError, DTypeError, MicroadError, MutationError,
+                     ShapeError)
 from .graph import topological_order
-from .mode import enable_grad
+from .mode import enable_grad, grad_mode
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 # Outputs that backward() already started from, to warn about a repeat.
 _finished_roots: "weakref.WeakSet" = weakref.WeakSet()
@@ -79,6 +83,53 @@ def _fit(grad, operand, primitive, argnum):
     return grad
 
 
+def _check_versions(tensor, node):
+    """Raise if an input or the result of ``node`` was modified after the op ran."""
+    for argnum, (operand, version) in enumerate(zip(node.inputs, node.versions)):
+        if version is not None and operand._version != version:
+            raise MutationError(
+                f"{operand.name or f'input {argnum}'} {operand.shape} of "
+                f"{node.primitive.name} was modified in place after {node.primitive.name} "
+                f"saved it for backward (version {version}, now {operand._version}), so its "
+                "gradient would be wrong. Run the forward pass again after changing it, or "
+                "change a copy")
+    if tensor._version:
+        raise MutationError(
+            f"the result {tensor.name or ''} {tensor.shape} of {node.primitive.name} was "
+            "modified in place after it was computed, so the gradients through it would be "
+            "wrong. Run the forward pass again, or change a copy")
+
+
+def _statistics(value) -> str:
+    data = np.asarray(getattr(value, "data", value), dtype=np.float64)
+    if data.size == 0:
+        return "empty"
+    finite = data[np.isfinite(data)]
+    parts = [f"shape {data.shape}"]
+    if finite.size:
+        parts.append(f"min {finite.min():.4g}, max {finite.max():.4g}, mean {finite.mean():.4g}")
+    parts.append(f"{int(np.isnan(data).sum())} NaN, {int(np.isinf(data).sum())} inf")
+    return ", ".join(parts)
+
+
+def _check_finite(grad, node, argnum, args):
+    """Under detect_anomaly(): raise if a backward step produced NaN or inf."""
+    values = np.asarray(getattr(grad, "data", grad))
+    if np.isfinite(values).all():
+        return
+    kind = "NaN" if np.isnan(values).any() else "inf"
+    where = "an op created outside detect_anomaly()"
+    if node.trace:
+        # The innermost frame outside microad is the user's line.
+        user_frames = [f for f in node.trace if not f.filename.startswith(_PACKAGE_DIR)]
+        frame = (user_frames or node.trace)[-1]
+        where = f"{frame.filename}:{frame.lineno} ({frame.line})"
+    operands = "; ".join(f"input {i}: {_statistics(x)}" for i, x in enumerate(args))
+    raise AnomalyError(f"backward of {node.primitive.name} produced {kind} in the gradient of "
+                       f"its input {argnum} ({_statistics(values)}). The forward was called at "
+                       f"{where}. Operands: {operands}")
+
+
 def walk(root, seed, *, create_graph=False, visit=None):
     """Propagate ``seed`` from ``root`` back through the graph.
 
@@ -87,6 +138,7 @@ def walk(root, seed, *, create_graph=False, visit=None):
     gradients are Tensors that can be differentiated again.
     """
     order = topological_order(root)
+    anomaly = grad_mode.detect_anomaly
     grads = {id(root): seed}
     owned = set()  # ids whose gradient buffer this walk allocated, safe to add into
 
@@ -103,23 +155,31 @@ def walk(root, seed, *, create_graph=False, visit=None):
         primitive = node.primitive
         inputs = node.inputs
         params = node.params
+        _check_versions(tensor, node)
         if create_graph:
             out, args = tensor, inputs
         else:
             out = tensor.data
             args = [x.data if hasattr(x, "_node") else x for x in inputs]
 
+        vjps = primitive.vjps
+        variadic = primitive.variadic
         for argnum, operand in enumerate(inputs):
             if not getattr(operand, "requires_grad", False):
                 continue
-            if primitive.variadic:
-                grad = primitive.vjps[0](g, out, *args, argnum=argnum, **params)
+            if variadic:
+                grad = vjps[0](g, out, *args, argnum=argnum, **params)
             else:
-                rule = primitive.vjps[argnum]
+                rule = vjps[argnum]
                 if rule is None:
                     continue  # a mask or an index: piecewise constant, no gradient flows
                 grad = rule(g, out, *args, **params)
-            grad = _fit(grad, operand, primitive, argnum)
+            # An ndarray of the operand's shape and dtype, the usual result, needs no fitting.
+            data = operand.data
+            if type(grad) is not np.ndarray or grad.shape != data.shape or grad.dtype != data.dtype:
+                grad = _fit(grad, operand, primitive, argnum)
+            if anomaly:
+                _check_finite(grad, node, argnum, args)
 
             key = id(operand)
             previous = grads.get(key)

@@ -8,6 +8,7 @@ from contextlib import ContextDecorator
 
 class _GradMode(threading.local):
     enabled = True
+    detect_anomaly = False
 
 
 grad_mode = _GradMode()
@@ -49,4 +50,32 @@ class enable_grad(ContextDecorator):
 
     def __exit__(self, *exc_info):
         grad_mode.enabled = self._previous
+        return False
+
+
+class detect_anomaly(ContextDecorator):
+    """Context manager in which backward checks every step for NaN and inf.
+
+    Ops created inside it remember where their forward was called. The first
+    backward step that produces a NaN or inf gradient raises
+    :class:`microad.AnomalyError` naming the op, that place and the
+    statistics of its inputs. It slows ops down, so use it for debugging.
+
+    >>> import numpy as np, microad as ma
+    >>> x = ma.Tensor([0.0, 1.0], requires_grad=True)
+    >>> with ma.detect_anomaly():
+    ...     y = np.sqrt(x).sum()
+    ...     y.backward()
+    Traceback (most recent call last):
+    ...
+    microad.errors.AnomalyError: backward of sqrt produced inf in the gradient of its input 0 ...
+    """
+
+    def __enter__(self):
+        self._previous = grad_mode.detect_anomaly
+        grad_mode.detect_anomaly = True
+        return self
+
+    def __exit__(self, *exc_info):
+        grad_mode.detect_anomaly = self._previous
         return False

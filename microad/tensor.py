@@ -8,6 +8,8 @@ and its parameters. ``backward()`` walks those nodes; nothing else is stored.
 
 from __future__ import annotations
 
+import traceback
+
 import numpy as np
 
 from . import backprop as _backprop
@@ -40,14 +42,20 @@ class Node:
     """How a tensor was made: the primitive, its inputs and its parameters.
 
     ``inputs`` holds Tensors and, for scalar constants, plain Python numbers.
+    ``versions`` holds each input's version when the op ran (None for a
+    scalar), so that backward can tell whether one was modified in place
+    since. ``trace`` is where the op was called, kept only under
+    ``detect_anomaly()``.
     """
 
-    __slots__ = ("primitive", "inputs", "params")
+    __slots__ = ("primitive", "inputs", "params", "versions", "trace")
 
-    def __init__(self, primitive, inputs, params):
+    def __init__(self, primitive, inputs, params, versions, trace=None):
         self.primitive = primitive
         self.inputs = inputs
         self.params = params
+        self.versions = versions
+        self.trace = trace
 
 
 def _as_operand(value, primitive):
@@ -64,15 +72,25 @@ def _as_operand(value, primitive):
 
 def apply(primitive, args, params=_NO_PARAMS):
     """Run ``primitive`` on ``args`` and record it when an input requires grad."""
-    inputs = tuple(_as_operand(arg, primitive) for arg in args)
+    # One pass over the operands, with Tensors (the common case) first: this
+    # runs for every op, so its cost is the per-op overhead of the engine.
+    inputs = []
     datas = []
+    versions = []
     needs_grad = False
-    for operand in inputs:
-        if isinstance(operand, Tensor):
-            datas.append(operand.data)
-            needs_grad = needs_grad or operand.requires_grad
+    for arg in args:
+        if not isinstance(arg, Tensor):
+            arg = _as_operand(arg, primitive)
+        if isinstance(arg, Tensor):
+            datas.append(arg._data)
+            versions.append(arg._version)
+            if arg.requires_grad:
+                needs_grad = True
         else:
-            datas.append(operand)
+            datas.append(arg)
+            versions.append(None)
+        inputs.append(arg)
+    inputs = tuple(inputs)
 
     try:
         result = primitive.forward(*datas, **params)
@@ -82,12 +100,17 @@ def apply(primitive, args, params=_NO_PARAMS):
         result = np.asarray(result)
 
     out = Tensor.__new__(Tensor)
-    out.data = result
+    out._data = result
+    out._version = 0
     out.grad = None
     out.name = None
     if needs_grad and _grad_mode.enabled:
+        # Rules read this result (exp's rule uses it), so NumPy must refuse
+        # writes into it through .data[...].
+        result.flags.writeable = False
+        trace = traceback.extract_stack(limit=12)[:-1] if _grad_mode.detect_anomaly else None
         out.requires_grad = True
-        out._node = Node(primitive, inputs, params)
+        out._node = Node(primitive, inputs, params, versions, trace)
     else:
         out.requires_grad = False
         out._node = None
@@ -159,7 +182,7 @@ class Tensor:
     array([[1., 0.]])
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "name", "_node", "__weakref__")
+    __slots__ = ("_data", "_version", "grad", "requires_grad", "name", "_node", "__weakref__")
     __array_priority__ = 100
 
     def __init__(self, data, requires_grad=False, name=None):
@@ -174,13 +197,25 @@ class Tensor:
                              "first, for example with np.asarray(data, dtype=float)")
         if requires_grad and kind not in _DIFFERENTIABLE_KINDS:
             array = array.astype(np.float64)
-        self.data = array
+        self._data = array
+        self._version = 0
         self.grad = None
         self.requires_grad = bool(requires_grad)
         self.name = name
         self._node = None
 
     # -- properties ---------------------------------------------------------
+
+    @property
+    def data(self):
+        """The ndarray. Assigning to it, ``t.data -= lr * g`` included, counts as a
+        modification: backward through an op that saw the old value then raises."""
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        self._data = np.asarray(value)
+        self._version += 1
 
     @property
     def shape(self):
@@ -297,19 +332,19 @@ class Tensor:
     # -- NumPy protocols ----------------------------------------------------
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        name = f"np.{ufunc.__name__}"
         if method != "__call__":
-            raise UnsupportedError(f"{name}.{method} is not supported on Tensors; call the "
-                                   f"matching function instead (np.sum for np.add.reduce)")
+            raise UnsupportedError(f"np.{ufunc.__name__}.{method} is not supported on Tensors; "
+                                   "call the matching function instead (np.sum for np.add.reduce)")
         if kwargs:
-            raise UnsupportedError(f"{name}: argument(s) {', '.join(sorted(kwargs))} not supported "
-                                   "on Tensors; microad never writes into out= arrays or "
-                                   "masks ufuncs with where=. Use np.where or assign the result")
+            names = ", ".join(sorted(kwargs))
+            raise UnsupportedError(f"np.{ufunc.__name__}: argument(s) {names} not supported on "
+                                   "Tensors; microad never writes into out= arrays or masks "
+                                   "ufuncs with where=. Use np.where or assign the result")
         if ufunc in NON_DIFFERENTIABLE_UFUNCS:
             return Tensor(ufunc(*[_data(x) for x in inputs]))
         handler = HANDLED_UFUNCS.get(ufunc)
         if handler is None:
-            raise UnsupportedError(f"{name} has no derivative rule in microad. "
+            raise UnsupportedError(f"np.{ufunc.__name__} has no derivative rule in microad. "
                                    "See microad.supported_functions() for the list, or compose "
                                    "it from supported functions")
         return handler(*inputs)
