@@ -83,7 +83,7 @@ class Diagram(graphviz.Digraph):
     """A ``graphviz.Digraph`` that raises :class:`GraphvizNotFoundError` when ``dot`` is missing.
 
     ``render``, ``view`` and ``pipe`` work as in graphviz. In Jupyter, a
-    diagram displays as SVG; without ``dot`` it displays the install
+    diagram displays as SVG. Without ``dot`` it displays the install
     instructions as text instead of a traceback.
     """
 
@@ -184,7 +184,7 @@ def _summary(array, precision) -> str:
 # ---------------------------------------------------------------------------
 
 def _grid(array, precision, masked=None):
-    """Return an HTML table with one cell per element; zero and masked gradients are shaded."""
+    """Return an HTML table with one cell per element, with zero and masked gradients shaded."""
     rows = array.reshape(1, -1) if array.ndim < 2 else array.reshape(-1, array.shape[-1])
     zero = None if masked is None else (rows == 0)
     masked_rows = None if masked is None else masked.reshape(rows.shape)
@@ -465,12 +465,12 @@ def _derive(root, names):
     return derive(root, names)
 
 
-def _step_label(step, options, consumers):
+def _step_label(step, options, consumers, show_gradient):
     rows = [f"<TR><TD><B>{escape(step.target)} = {escape(step.expression)}</B></TD></TR>",
             f'<TR><TD><FONT POINT-SIZE="10">{escape(tuple(step.shape))} &#183; '
             f"from {escape(step.primitive)}</FONT></TD></TR>"]
     tensor = step.tensor
-    if options["grads"] and tensor is not None:
+    if show_gradient and options["grads"] and tensor is not None:
         gradient = _gradient_array(tensor)
         if gradient is not None:
             masked = _masked(tensor, gradient, consumers)
@@ -493,7 +493,9 @@ def _draw_backward(diagram, layout, steps, labels, ids, shown, order, options, f
         tensor = step.tensor
         group = None if tensor is None else _group_of(labels.get(id(tensor), ""))
         attrs = {"shape": "box", "style": "rounded,filled", **STEP_STYLE}
-        layout.node(step_id, _step_label(step, options, consumers), group, **attrs)
+        # In the "both" view the tensor's node already shows this gradient.
+        paired = forward_drawn and tensor is not None and id(tensor) in shown
+        layout.node(step_id, _step_label(step, options, consumers, not paired), group, **attrs)
 
         for name in dict.fromkeys(step.reads):
             if name in producer:
@@ -512,9 +514,15 @@ def _draw_backward(diagram, layout, steps, labels, ids, shown, order, options, f
                              fontsize="11")
             diagram.edge(reference, step_id, style="dashed", color="#888888")
 
-        if forward_drawn and tensor is not None and id(tensor) in shown:
+        if paired:
             diagram.edge(step_id, ids[id(tensor)], style="dotted", color="#b45f06",
                          arrowhead="none", constraint="false")
+            if layout.group_by is None:
+                # Same rank as its tensor: the backward graph mirrors the forward one.
+                with diagram.subgraph() as row:
+                    row.attr(rank="same")
+                    row.node(ids[id(tensor)])
+                    row.node(step_id)
         producer[step.target] = step_id
 
 
@@ -567,8 +575,8 @@ def draw(y, names=None, *, view="forward", values=True, grads=True, precision=3,
     them. ``view`` is ``"forward"`` (tensors and ops), ``"backward"`` (one
     node per gradient step, labelled with its formula) or ``"both"``.
     Tensors of at most ``max_elements`` elements show their values and
-    gradients (``.grad``, as the latest ``backward()`` left it) rounded to
-    ``precision`` decimals; larger ones show summary statistics.
+    gradients rounded to ``precision`` decimals. The gradient is ``.grad`` as
+    the latest ``backward()`` left it. Larger tensors show summary statistics.
     ``max_nodes`` keeps that many tensors, the ones fewest ops away from
     ``y``, and replaces the rest by one summary node. ``group_by="prefix"``
     puts tensors whose names share the text before the first ``.`` or ``/``
@@ -628,7 +636,7 @@ def draw(y, names=None, *, view="forward", values=True, grads=True, precision=3,
 def save(graph, path) -> Path:
     """Write ``graph`` to ``path`` in the format its extension names: .svg, .png, .pdf or .dot.
 
-    A .dot file is the DOT text and needs no Graphviz install; the others run
+    A .dot file is the DOT text and needs no Graphviz install. The others run
     ``dot`` and raise :class:`GraphvizNotFoundError` when it is missing.
 
     >>> import tempfile, microad as ma
@@ -660,7 +668,7 @@ def _format_of(path) -> str:
     if suffix == "gv":
         return "dot"
     if suffix not in FORMATS:
-        raise DrawError(f"cannot tell the output format of {str(path)!r} from its extension; "
+        raise DrawError(f"output file {str(path)!r} has an unsupported extension; "
                         f"use one of {', '.join('.' + name for name in FORMATS)}")
     return suffix
 

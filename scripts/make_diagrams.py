@@ -1,11 +1,10 @@
 """Generate the diagrams shown in docs/diagrams.md into docs/images/.
 
 Run from the repository root: ``.venv/bin/python scripts/make_diagrams.py``.
-It needs Graphviz's ``dot`` program. The graph is the ReLU layer of the
-hand derivation: X (5, 4) from np.random.seed(1) stacked with a column of
-ones, W (5, 3) with a zero bias row, logits = X @ W, Y = max(logits, 0) and
-loss = sum(Y * dL) / N with the upstream gradient dL printed in that
-derivation.
+It needs Graphviz's ``dot`` program. The graph is a ReLU layer: X (5, 4)
+from np.random.seed(1) stacked with a column of ones, W (5, 3) with a zero
+bias row, logits = X @ W, Y = max(logits, 0) and loss = sum(Y * dL) / N,
+with dL a fixed upstream gradient (the same as in tests/test_draw.py).
 """
 
 from __future__ import annotations

@@ -28,17 +28,17 @@ needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
 
 SVG = "{http://www.w3.org/2000/svg}"
 
-# The ReLU layer of the hand derivation: N = 5 inputs of D = 4 features, C = 3
-# classes. X and W come from np.random.seed(1); dL is the upstream gradient
-# that the derivation prints, and dW = X.T @ (dL * (logits > 0)) / N its result.
-NOTES_DL = np.array([
+# A ReLU layer with N = 5 inputs of D = 4 features and C = 3 classes. X and W
+# come from np.random.seed(1). UPSTREAM_DL is a fixed upstream gradient, and
+# EXPECTED_DW = X.T @ (UPSTREAM_DL * (logits > 0)) / N was computed by hand with NumPy.
+UPSTREAM_DL = np.array([
     [0.00129298, -0.07980928, -0.00114819],
     [-0.05755717, 0.06316294, 0.10198168],
     [0.16855754, -0.18964963, -0.19441138],
     [-0.10044659, -0.03399629, 0.03761689],
     [-0.01843651, -0.25222012, -0.0806204],
 ])
-NOTES_DW = np.array([
+EXPECTED_DW = np.array([
     [0.00635795, -0.38028697, 0.05227749],
     [0.03236928, 0.19223368, -0.25841114],
     [-0.00155655, -0.47027045, -0.1329191],
@@ -48,7 +48,7 @@ NOTES_DW = np.array([
 
 
 def relu_layer():
-    """Build the notes' ReLU layer, run backward, and return its names."""
+    """Build the ReLU layer, run backward, and return its variables by name."""
     np.random.seed(1)
     n, d, c = 5, 4, 3
     features = 10 * np.random.randn(n, d)
@@ -57,7 +57,7 @@ def relu_layer():
     W = ma.Tensor(np.vstack([weights, np.zeros(c)]), requires_grad=True)
     logits = X @ W
     Y = np.maximum(logits, 0)
-    dL = NOTES_DL
+    dL = UPSTREAM_DL
     loss = (Y * dL).sum() / n
     loss.backward()
     return {"X": X, "W": W, "logits": logits, "Y": Y, "dL": dL, "loss": loss}
@@ -94,9 +94,9 @@ def svg_texts(root):
 # The forward view on the DOT text
 # ---------------------------------------------------------------------------
 
-def test_relu_gradient_matches_notes():
+def test_relu_gradient_matches_hand():
     names = relu_layer()
-    np.testing.assert_allclose(names["W"].grad, NOTES_DW, atol=1e-7)
+    np.testing.assert_allclose(names["W"].grad, EXPECTED_DW, atol=1e-7)
 
 
 def test_relu_forward_nodes_and_edges():
@@ -634,7 +634,7 @@ loss = (Y * dL).sum() / 5
 
 def write_graph_file(tmp_path, extra=""):
     path = tmp_path / "relu_layer.py"
-    path.write_text(RELU_FILE.format(dl=NOTES_DL.tolist(), extra=extra), encoding="utf-8")
+    path.write_text(RELU_FILE.format(dl=UPSTREAM_DL.tolist(), extra=extra), encoding="utf-8")
     return path
 
 
@@ -698,3 +698,68 @@ def test_cli_draw_svg(tmp_path):
     root = ET.parse(out).getroot()
     assert len(svg_groups(root, "node")) == 8 + 5 + 1
     assert "maximum(logits, 0)" in svg_texts(root)
+
+
+# ---------------------------------------------------------------------------
+# The backward view with microad.explain.derive
+# ---------------------------------------------------------------------------
+
+def real_derive():
+    try:
+        from microad.explain import derive
+    except ImportError:
+        pytest.skip("microad.explain.derive is not available in this checkout")
+    return derive
+
+
+def test_relu_backward_view_steps():
+    derive = real_derive()
+    names = relu_layer()
+    steps = derive(names["loss"], names).steps
+    source = ma.draw(names["loss"], names, view="backward", max_elements=15).source
+    step_ids = [i for i in node_ids(source) if re.fullmatch(r"b\d+", i)]
+    assert len(step_ids) == len(steps)
+    labels = {node_statement(source, i).split("<B>")[1].split("</B>")[0] for i in step_ids}
+    assert "dlogits = dY * (logits &gt; 0)" in labels
+    assert "dW = X.T @ dlogits" in labels
+    dlogits = [i for i in step_ids if "<B>dlogits =" in node_statement(source, i)]
+    assert len(dlogits) == 1
+    assert node_statement(source, dlogits[0]).count(MASKED_CELL) == 7
+
+
+@needs_dot
+def test_relu_backward_view_svg():
+    derive = real_derive()
+    names = relu_layer()
+    steps = derive(names["loss"], names).steps
+    root = render_svg(ma.draw(names["loss"], names, view="backward"))
+    forward_reads = {"X", "dL", "logits"}
+    assert len(svg_groups(root, "node")) == len(steps) + len(forward_reads) + 1
+    texts = svg_texts(root)
+    assert "dlogits = dY * (logits > 0)" in texts
+    assert "dW = X.T @ dlogits" in texts
+
+
+@needs_dot
+def test_relu_both_view_svg():
+    derive = real_derive()
+    names = relu_layer()
+    steps = derive(names["loss"], names).steps
+    diagram = ma.draw(names["loss"], names, view="both", max_elements=15)
+    assert "rank=same" in diagram.source
+    root = render_svg(diagram)
+    assert len(svg_groups(root, "node")) == 8 + 5 + len(steps) + 1
+    texts = svg_texts(root)
+    assert "maximum(logits, 0)" in texts
+    assert "dlogits = dY * (logits > 0)" in texts
+    assert "0.953" in texts
+
+
+def test_cli_draw_both_view(tmp_path):
+    real_derive()
+    graph_file = write_graph_file(tmp_path)
+    out = tmp_path / "relu.dot"
+    assert cli.main(["draw", str(graph_file), "-o", str(out), "--view", "both"]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert "maximum(logits, 0)" in text
+    assert "dlogits = dY * (logits &gt; 0)" in text
