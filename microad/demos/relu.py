@@ -140,7 +140,7 @@ def vectorised(data, output_dir):
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    graph = ma.draw(loss, names=locals(), view="forward")
+    graph = ma.draw(loss, names=locals(), view="forward", max_elements=25)
     path = save_diagram(graph, output_dir / "relu-layer.svg")
     print(f"\nDiagram of the graph, with values and gradients: {path}")
     return correct
