@@ -15,7 +15,7 @@ from .backprop import backward, grad
 from .compare import Diagnosis, Entry, ManualGradientError, NumericCheck, Report, compare
 from .draw import draw
 from .errors import (AnomalyError, BackwardError, DTypeError, MicroadError, MutationError,
-                     NonDifferentiableError, ShapeError, UnsupportedError)
+                     ShapeError, UnsupportedError)
 from .functions import (abs, absolute, add, as_tensor, broadcast_to, clip, concatenate, cos,
                         cross_entropy, divide, dot, einsum, exp, expand_dims, flatten, hstack,
                         log, log1p, log_softmax, logsumexp, matmul, max, maximum, mean, min,

@@ -28,10 +28,6 @@ class BackwardError(MicroadError, RuntimeError):
     """``backward()`` called on something it cannot start from."""
 
 
-class NonDifferentiableError(MicroadError, TypeError):
-    """A gradient requested through an op whose result has no gradient."""
-
-
 class MutationError(MicroadError, RuntimeError):
     """A tensor saved for backward was modified in place after the op that saved it."""
 
