@@ -96,6 +96,8 @@ class Derivation:
 # ---------------------------------------------------------------------------
 
 def _same_array_type(a, b) -> bool:
+    if isinstance(a, (tuple, list)) or isinstance(b, (tuple, list)):
+        return False
     return np.shape(a) == np.shape(b) and np.asarray(a).dtype == np.asarray(b).dtype
 
 
@@ -149,7 +151,7 @@ def _simplify_node(node):
     if kind == "attr" and op == "T" and unchanged and np.ndim(node.value) < 2:
         return operand
     if kind in ("method", "call"):
-        return _drop_default_keywords(node)
+        return _tidy_keywords(node)
     return node
 
 
@@ -174,20 +176,18 @@ def _drop_broadcasts(node):
     return Symbol("binop", node.op, (left, right), (), node.value)
 
 
-def _drop_default_keywords(node):
-    name = node.op.removeprefix("np.")
-    defaults = _DEFAULT_KEYWORDS.get(name)
-    if not defaults:
-        return node
+def _tidy_keywords(node):
+    """Leave out keywords equal to NumPy's defaults, and write ``axis=(1,)`` as ``axis=1``."""
+    defaults = _DEFAULT_KEYWORDS.get(node.op.removeprefix("np."), {})
     kept = []
     for key, value in node.kwargs:
-        if key in defaults and value.kind == "literal" and value.value is defaults[key]:
+        literal = value.value if value.kind == "literal" else value
+        if key in defaults and type(literal) is type(defaults[key]) and literal == defaults[key]:
             continue
-        if key in defaults and value.kind == "literal" and value.value == defaults[key] \
-                and type(value.value) is type(defaults[key]):
-            continue
+        if key == "axis" and isinstance(literal, tuple) and len(literal) == 1:
+            value = lift(literal[0])
         kept.append((key, value))
-    if len(kept) == len(node.kwargs):
+    if len(kept) == len(node.kwargs) and all(a[1] is b[1] for a, b in zip(kept, node.kwargs)):
         return node
     return Symbol(node.kind, node.op, node.args, tuple(kept), node.value, node.definition)
 
@@ -456,3 +456,245 @@ def derive(root, names=None, *, gradient=None) -> Derivation:
         seed_is_input=seed_is_input, inputs=inputs, constants=list(deriver.arrays.arrays),
         forward=deriver.forward, steps=deriver.steps, gradients=gradients,
         helpers=frozenset(deriver.helpers), _gradient_labels=deriver.gradient_labels)
+
+
+# ---------------------------------------------------------------------------
+# LaTeX
+# ---------------------------------------------------------------------------
+
+_LATEX_OPERATORS = {">": ">", ">=": r"\geq", "<": "<", "<=": r"\leq", "==": "=", "!=": r"\neq",
+                    "&": r"\land", "|": r"\lor", "+": "+", "-": "-"}
+_LATEX_FUNCTIONS = {"np.exp": r"\exp", "np.log": r"\log", "np.tanh": r"\tanh", "np.sin": r"\sin",
+                    "np.cos": r"\cos"}
+_ATOM = 100
+
+
+def _latex_escape(text: str) -> str:
+    for char in "\\{}_%#&$^~":
+        text = text.replace(char, "\\" + char if char not in "\\^~" else r"\char`" + char)
+    return text
+
+
+class _LatexWriter:
+    """Render trees as LaTeX for MathJax: d-notation, ``\\odot`` and ``\\mathbb{1}[...]`` masks."""
+
+    def __init__(self, gradient_labels, arrays):
+        self.gradient_labels = gradient_labels
+        self.arrays = arrays
+
+    def name(self, name: str) -> str:
+        label = self.gradient_labels.get(name)
+        if label is not None:
+            return "d" + self.name(label)
+        base, _, suffix = name.rpartition("_")
+        while base and base not in self.gradient_labels:
+            base, _, more = base.rpartition("_")
+            suffix = more + "_" + suffix
+        if base:
+            # A temporary of a gradient: dx_from_t3 is dx with the subscript "from t3".
+            words = _latex_escape(suffix.replace("_", " ")).replace(" ", r"\ ")
+            return f"{self.name(base)}_{{\\mathrm{{{words}}}}}"
+        if len(name) == 1:
+            return name
+        return r"\mathit{" + _latex_escape(name) + "}"
+
+    def code(self, text: str) -> str:
+        return r"\mathtt{" + _latex_escape(text) + "}"
+
+    def tree(self, root) -> str:
+        rendered = {}
+        for node in postorder(root):
+            rendered[id(node)] = self._node(node, rendered)
+        return rendered[id(root)][0]
+
+    def _node(self, node, rendered):
+        def text(child, minimum=0):
+            body, precedence = rendered[id(child)]
+            return body if precedence >= minimum else rf"\left({body}\right)"
+
+        kind, op = node.kind, node.op
+        if kind == "name":
+            return self.name(op), _ATOM
+        if kind == "literal":
+            return self._literal(node.value)
+        if kind in ("tuple", "list"):
+            return "(" + ", ".join(text(child) for child in node.args) + ")", _ATOM
+        if kind == "binop":
+            left, right = node.args
+            if op == "/":
+                return rf"\frac{{{text(left)}}}{{{text(right)}}}", _ATOM
+            if op == "**":
+                return f"{{{text(left, _ATOM)}}}^{{{text(right)}}}", _ATOM
+            if op in ("*", "@"):
+                if op == "*" and 0 not in (np.ndim(left.value), np.ndim(right.value)):
+                    joint = r" \odot "
+                else:
+                    joint = r" \, "
+                return f"{self._factor(left, text)}{joint}{self._factor(right, text)}", 12
+            precedence = 5 if op in (">", ">=", "<", "<=", "==", "!=") else (11 if op in "+-" else 7)
+            right_minimum = precedence + 1
+            return (f"{text(left, precedence)} {_LATEX_OPERATORS[op]} "
+                    f"{text(right, right_minimum)}"), precedence
+        if kind == "unary":
+            sign = "-" if op == "-" else r"\lnot "
+            return f"{sign}{text(node.args[0], 12)}", 12
+        if kind == "attr":
+            return f"{{{text(node.args[0], _ATOM)}}}^\\top", _ATOM
+        if kind == "index":
+            from .symbolic import index_source
+            return f"{text(node.args[0], _ATOM)}[{self.code(index_source(node.args[1].value, self.arrays))}]", _ATOM
+        if kind == "call" and op == "np.sqrt":
+            return rf"\sqrt{{{text(node.args[0])}}}", _ATOM
+        arguments = [text(child) for child in (node.args[1:] if kind == "method" else node.args)]
+        arguments += [rf"\mathrm{{{_latex_escape(key)}}}{{=}}{text(value)}" for key, value in node.kwargs]
+        if kind == "method":
+            arguments.insert(0, text(node.args[0]))
+        function = _LATEX_FUNCTIONS.get(op) or rf"\operatorname{{{_latex_escape(op.removeprefix('np.'))}}}"
+        return rf"{function}\left({', '.join(arguments)}\right)", _ATOM
+
+    def _factor(self, child, text):
+        if child.kind == "binop" and child.op in (">", ">=", "<", "<=", "==", "!=", "&", "|"):
+            return rf"\mathbb{{1}}[{text(child)}]"
+        return text(child, 12)
+
+    def _literal(self, value):
+        from .symbolic import literal_source
+        if isinstance(value, (bool, np.bool_)):
+            return rf"\mathrm{{{bool(value)}}}", _ATOM
+        if isinstance(value, (int, float, np.integer, np.floating)) \
+                and not isinstance(value, np.ndarray):
+            number = float(value)
+            if np.isinf(number):
+                return (r"\infty" if number > 0 else r"-\infty"), (_ATOM if number > 0 else 12)
+            text = repr(int(value)) if number.is_integer() and abs(number) < 1e15 else repr(number)
+            return text, (12 if text.startswith("-") else _ATOM)
+        if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "iuf":
+            return self._literal(value.item())
+        return self.code(literal_source(value, self.arrays)[0]), _ATOM
+
+
+# ---------------------------------------------------------------------------
+# The formats
+# ---------------------------------------------------------------------------
+
+_FORMATS = ("text", "latex", "markdown", "numpy")
+
+
+def _shape_text(shape) -> str:
+    return "scalar" if shape == () else str(tuple(shape))
+
+
+class Explanation:
+    """The backward pass of one output, ready to print in several formats.
+
+    ``str()`` gives the format chosen in :func:`explain`. ``steps`` and
+    ``derivation`` give the structured form.
+    """
+
+    def __init__(self, derivation: Derivation, format: str = "text"):
+        if format not in _FORMATS:
+            raise MicroadError(f"explain(): unknown format {format!r}; use one of "
+                               f"{', '.join(repr(f) for f in _FORMATS)}")
+        self.derivation = derivation
+        self.format = format
+
+    @property
+    def steps(self):
+        return self.derivation.steps
+
+    def __str__(self):
+        if self.format == "latex":
+            return self.to_latex()
+        if self.format == "markdown":
+            return self.to_markdown()
+        if self.format == "numpy":
+            return self.to_numpy()
+        return self.to_text()
+
+    def __repr__(self):
+        return f"<Explanation of {self.derivation.output_name}: {len(self.steps)} steps>"
+
+    def _heading(self) -> str:
+        d = self.derivation
+        shape = _shape_text(tuple(d.output.shape))
+        if d.seed_is_input:
+            return f"Backward pass of {d.output_name} {shape}, from the upstream gradient {d.seed}:"
+        return f"Backward pass of {d.output_name} ({shape}), seeded with {d.seed} = 1:"
+
+    def to_text(self) -> str:
+        """Return the steps as aligned ``target = expression   # shape`` lines."""
+        lines = [self._heading()]
+        width = max((len(step.target) for step in self.steps), default=0)
+        body = [f"  {step.target:<{width}} = {step.expression}" for step in self.steps]
+        column = min(max((len(line) for line in body), default=0), 72)
+        for line, step in zip(body, self.steps):
+            lines.append(f"{line:<{column}}  # {_shape_text(step.shape)}")
+        return "\n".join(lines) + "\n"
+
+    def to_markdown(self) -> str:
+        """Return the steps as a Markdown table: equation, shape and the rule it comes from."""
+        lines = [self._heading(), "", "| # | equation | shape | from |", "|---|---|---|---|"]
+        for number, step in enumerate(self.steps, start=1):
+            equation = str(step).replace("|", r"\|")
+            lines.append(f"| {number} | `{equation}` | {_shape_text(step.shape)} | {step.primitive} |")
+        return "\n".join(lines) + "\n"
+
+    def to_latex(self) -> str:
+        """Return the steps as a LaTeX ``aligned`` block, without the ``$$`` delimiters."""
+        d = self.derivation
+        writer = _LatexWriter(d._gradient_labels, ArrayNames(dict((id(a), n) for n, a in d.constants)))
+        rows = []
+        for step in self.steps:
+            shape = r"\quad " + r"\text{" + _shape_text(step.shape) + "}"
+            rows.append(f"{writer.name(step.target)} &= {writer.tree(step.tree)} {shape}")
+        return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
+
+    def to_numpy(self) -> str:
+        """Return a runnable NumPy function ``forward_backward`` (see :func:`microad.codegen.numpy_source`)."""
+        from .codegen import numpy_source
+        return numpy_source(self.derivation)
+
+    def _repr_markdown_(self):
+        return self.to_markdown()
+
+    def _repr_latex_(self):
+        return "$$" + self.to_latex() + "$$"
+
+
+def explain(y, names=None, *, format="text", gradient=None) -> Explanation:
+    """Write out the backward pass of ``y`` as named equations, in the order the engine runs them.
+
+    ``format`` chooses what ``str()`` gives: ``"text"``, ``"latex"``,
+    ``"markdown"`` or ``"numpy"`` (a runnable function). The other formats
+    stay available as ``to_text()``, ``to_latex()``, ``to_markdown()`` and
+    ``to_numpy()``. ``names`` and ``gradient`` are as in :func:`derive`.
+
+    >>> import numpy as np
+    >>> import microad as ma
+    >>> X = ma.Tensor(np.ones((5, 5)), name="X")
+    >>> W = ma.Tensor(np.ones((5, 3)), requires_grad=True, name="W")
+    >>> logits = X @ W
+    >>> Y = np.maximum(logits, 0)
+    >>> print(explain(Y, locals()))
+    Backward pass of Y (5, 3), from the upstream gradient dY:
+      dlogits = dY * (logits > 0)  # (5, 3)
+      dW      = X.T @ dlogits      # (5, 3)
+    <BLANKLINE>
+    """
+    return Explanation(derive(y, names, gradient=gradient), format)
+
+
+def run_explain(args, stream=None) -> int:
+    """Run ``microad explain FILE.py``: write the chosen format of the file's output to ``stream``.
+
+    This is the command's entry point, so it writes to standard output by default.
+    """
+    import sys
+
+    from .script import load_graph_file
+
+    graph = load_graph_file(args.file, args.output_name)
+    explanation = explain(graph.output, graph.namespace, format=args.format,
+                          gradient=graph.gradient)
+    (stream or sys.stdout).write(str(explanation))
+    return 0

@@ -439,7 +439,12 @@ def _inline_array(array) -> str:
         if array.dtype.kind == "f":
             return f"{dtype}({_float_source(item)})"
         return f"{dtype}({item!r})"
+    if array.ndim == 1 and array.dtype == np.arange(1).dtype \
+            and np.array_equal(array, np.arange(array.size)):
+        return f"np.arange({array.size})"
     body = repr(array.tolist()).replace("inf", "np.inf").replace("nan", "np.nan")
+    if np.array(array.tolist()).dtype == array.dtype:
+        return f"np.array({body})"
     return f"np.array({body}, dtype={dtype})"
 
 
@@ -540,15 +545,8 @@ def _render_node(node, rendered, arrays):
     if kind == "index":
         return f"{text(node.args[0], POSTFIX)}[{index_source(node.args[1].value, arrays)}]", POSTFIX
     arguments = [text(child) for child in (node.args[1:] if kind == "method" else node.args)]
-    arguments += [f"{key}={_keyword_source(key, value, rendered)}" for key, value in node.kwargs]
+    arguments += [f"{key}={text(value)}" for key, value in node.kwargs]
     if kind == "method":
         return f"{text(node.args[0], POSTFIX)}.{node.op}({', '.join(arguments)})", POSTFIX
     return f"{node.op}({', '.join(arguments)})", POSTFIX
 
-
-def _keyword_source(key, value, rendered):
-    # axis=(1,) and axis=1 mean the same to NumPy; the int reads better.
-    if key == "axis" and value.kind == "literal" and isinstance(value.value, tuple) \
-            and len(value.value) == 1:
-        return repr(value.value[0])
-    return rendered[id(value)][0]
