@@ -26,6 +26,8 @@ from .functions import (abs, absolute, add, as_tensor, broadcast_to, clip, conca
 from .gradcheck import GradcheckError, GradcheckResult, InputCheck, gradcheck
 from .mode import detect_anomaly, enable_grad, is_grad_enabled, no_grad
 from .tensor import Tensor
+from .codegen import compile
+from .explain import derive, explain
 from . import nn, optim
 
 __version__ = "0.1.0"
