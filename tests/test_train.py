@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from microad import cli
+from microad.compare import compare
 from microad.demos import train
 
 pytest.importorskip("sklearn", reason="the digits demo needs the extra 'train': "
@@ -51,20 +52,26 @@ def test_manual_gradients_match_engine(digits):
     model = train.build_model(16, seed=3)
     X, y = digits.X_train[:32], digits.y_train[:32]
     manual = train.manual_gradients(model, X, y, reg=0.01)
+    loss = train.regularized_loss(model, X, y, reg=0.01)
 
-    train.regularized_loss(model, X, y, reg=0.01).backward()
+    report = compare(loss, manual)
 
-    for name, parameter in model.named_parameters():
-        np.testing.assert_allclose(parameter.grad, manual[name], rtol=1e-10, atol=1e-12,
-                                   err_msg=name)
+    assert report.ok, str(report)
+    for name, _ in model.named_parameters():
+        assert report[name].ok, name
+        assert report[name].max_abs_error < 1e-12, name
 
 
 def test_check_gradients_reports_ok(digits):
     model = train.build_model(16, seed=3)
-    rows = train.check_gradients(model, digits.X_train[:32], digits.y_train[:32], reg=0.01)
-    assert [row.name for row in rows] == [name for name, _ in model.named_parameters()]
-    assert all(row.ok for row in rows)
+    before = [p.data.copy() for p in model.parameters()]
+    report = train.check_gradients(model, digits.X_train[:32], digits.y_train[:32], reg=0.01)
+    assert report.ok
+    assert sorted(entry.key for entry in report.entries) == sorted(
+        name for name, _ in model.named_parameters())
     assert all(p.grad is None for p in model.parameters())
+    for parameter, data in zip(model.parameters(), before):
+        assert np.array_equal(parameter.data, data), parameter.name
 
 
 def test_check_gradients_catches_wrong_formula(digits, monkeypatch):
@@ -77,11 +84,11 @@ def test_check_gradients_catches_wrong_formula(digits, monkeypatch):
 
     monkeypatch.setattr(train, "manual_gradients", missing_reg_term)
     model = train.build_model(16, seed=3)
-    rows = train.check_gradients(model, digits.X_train[:32], digits.y_train[:32], reg=0.01)
-    verdicts = {row.name: row.ok for row in rows}
-    assert verdicts["layers.0.weight"] is False
-    assert verdicts["layers.2.weight"] is True
-    assert "MISMATCH" in train.format_gradient_rows(rows)
+    report = train.check_gradients(model, digits.X_train[:32], digits.y_train[:32], reg=0.01)
+    assert not report.ok
+    assert not report["layers.0.weight"].ok
+    assert report["layers.2.weight"].ok
+    assert "MISMATCH" in str(report)
 
 
 def test_training_lowers_loss(digits):
@@ -116,8 +123,16 @@ def test_run_writes_report(tmp_path, capsys):
     assert (tmp_path / "out" / "training.png").is_file()
     assert "layers.0.weight" in report
     assert "MISMATCH" not in report
+    assert "4 manual gradient(s) checked, all agree" in report
     assert "test accuracy after 30 epochs" in report
     assert "training:" in capsys.readouterr().err
+
+
+def test_output_folder_is_file(tmp_path):
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file, not a folder")
+    with pytest.raises(train.OutputDirectoryError, match="cannot create the output folder"):
+        train.run(blocker / "out", stream=io.StringIO())
 
 
 def test_missing_extra_raises(monkeypatch, tmp_path):

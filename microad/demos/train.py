@@ -26,6 +26,7 @@ import numpy as np
 
 import microad as ma
 from microad import nn, optim
+from microad.compare import compare
 from microad.errors import MicroadError
 
 SEED = 0
@@ -35,10 +36,6 @@ BATCH_SIZE = 64
 LEARNING_RATE = 1e-2
 REG = 1e-4
 TARGET_ACCURACY = 0.97
-# Largest accepted difference between the engine's and the hand-derived gradient,
-# relative to the gradient's size. Both agree to rounding error (about 1e-16),
-# while a wrong term in a formula shows up far above this.
-GRADIENT_TOLERANCE = 1e-8
 
 _EXTRA = (("sklearn", "scikit-learn"), ("matplotlib", "matplotlib"), ("tqdm", "tqdm"))
 
@@ -47,11 +44,16 @@ class MissingExtraError(MicroadError, ImportError):
     """An optional package that a command needs is not installed."""
 
 
+class OutputDirectoryError(MicroadError, OSError):
+    """The folder for the demo's plot cannot be created."""
+
+
 def import_extra() -> dict:
     """Import scikit-learn, matplotlib and tqdm, or raise MissingExtraError naming what to install.
 
     Returns the imported top-level modules by import name.
 
+    >>> import pytest; _ = pytest.importorskip("sklearn", reason="needs the extra 'train'")
     >>> sorted(import_extra())
     ['matplotlib', 'sklearn', 'tqdm']
     """
@@ -87,6 +89,7 @@ def load_digits_split(seed=SEED) -> Digits:
     standard deviation. Pixels that are constant in the training set (always
     0, such as the top-left corner) keep a scale of 1 instead of a division by zero.
 
+    >>> import pytest; _ = pytest.importorskip("sklearn", reason="needs the extra 'train'")
     >>> data = load_digits_split()
     >>> data.X_train.shape, data.X_test.shape
     ((1347, 64), (450, 64))
@@ -157,50 +160,17 @@ def manual_gradients(model, X, y, reg=REG) -> dict:
             second.weight.name: dW2, second.bias.name: db2}
 
 
-@dataclass
-class GradientRow:
-    """One parameter's comparison: the largest absolute and relative differences."""
-
-    name: str
-    shape: tuple
-    max_abs_error: float
-    max_rel_error: float
-
-    @property
-    def ok(self) -> bool:
-        return self.max_rel_error <= GRADIENT_TOLERANCE
-
-
-def check_gradients(model, X, y, reg=REG) -> list[GradientRow]:
+def check_gradients(model, X, y, reg=REG):
     """Compare the engine's gradients of :func:`regularized_loss` with :func:`manual_gradients`.
 
-    The relative error of a parameter is the largest absolute difference
-    divided by the largest absolute entry of the hand-derived gradient.
-    Leaves the model's ``.grad`` cleared.
+    The referee :func:`microad.compare.compare` judges each parameter's
+    hand-derived gradient against the engine and against central differences.
+    Returns its report, whose ``ok`` is True when every gradient agrees.
+    Leaves the parameters' ``.grad`` untouched.
     """
     manual = manual_gradients(model, X, y, reg)
-    model.zero_grad()
-    regularized_loss(model, X, y, reg).backward()
-
-    rows = []
-    for name, parameter in model.named_parameters():
-        difference = np.abs(parameter.grad - manual[name]).max()
-        scale = max(np.abs(manual[name]).max(), np.finfo(float).tiny)
-        rows.append(GradientRow(name, parameter.shape, float(difference), float(difference / scale)))
-    model.zero_grad()
-    return rows
-
-
-def format_gradient_rows(rows) -> str:
-    """Format the comparison as a table with one line per parameter."""
-    lines = [f"{'parameter':<18} {'shape':<10} {'max |engine - hand|':>20} "
-             f"{'relative':>10}  result"]
-    for row in rows:
-        shape = "x".join(str(n) for n in row.shape)
-        verdict = "ok" if row.ok else "MISMATCH"
-        lines.append(f"{row.name:<18} {shape:<10} {row.max_abs_error:>20.3e} "
-                     f"{row.max_rel_error:>10.1e}  {verdict}")
-    return "\n".join(lines)
+    loss = regularized_loss(model, X, y, reg)
+    return compare(loss, manual, names={"loss": loss})
 
 
 @dataclass
@@ -298,7 +268,12 @@ def run(output_dir, stream=None) -> int:
     import_extra()
     stream = sys.stdout if stream is None else stream
     output = Path(output_dir)
-    output.mkdir(parents=True, exist_ok=True)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputDirectoryError(f"microad demo train: cannot create the output folder "
+                                   f"{str(output)!r}: {exc.strerror}. Pass another folder with "
+                                   "--output DIR") from exc
 
     data = load_digits_split(SEED)
     model = build_model(HIDDEN, SEED)
@@ -306,9 +281,10 @@ def run(output_dir, stream=None) -> int:
                  f"of 8x8 pixels, 10 classes\n{model}\n\n")
 
     first_batch = slice(0, BATCH_SIZE)
-    rows = check_gradients(model, data.X_train[first_batch], data.y_train[first_batch], REG)
-    stream.write(f"gradient check on one batch of {BATCH_SIZE} (engine vs. hand-derived "
-                 f"backward pass, reg={REG}):\n{format_gradient_rows(rows)}\n\n")
+    report = check_gradients(model, data.X_train[first_batch], data.y_train[first_batch], REG)
+    colour = None if stream is sys.stdout else False
+    stream.write(f"gradient check on one batch of {BATCH_SIZE}: the hand-derived backward "
+                 f"pass against the engine (reg={REG})\n{report.to_text(colour=colour)}\n\n")
     stream.flush()
 
     history = train(model, data)
@@ -318,7 +294,7 @@ def run(output_dir, stream=None) -> int:
                  f"(target {TARGET_ACCURACY}), training time {history.seconds:.1f} s\n"
                  f"plot: {plot}\n")
 
-    if not all(row.ok for row in rows):
+    if not report.ok:
         stream.write("the engine's gradients differ from the hand derivation\n")
         return 1
     if accuracy < TARGET_ACCURACY:
