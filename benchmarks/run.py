@@ -71,7 +71,7 @@ def limit_thread_pools():
 
 
 def engine_version(engine):
-    package = {"numpy": "numpy", "microad": "microad", "microad lean": "microad"}.get(engine, engine)
+    package = "microad" if engine.startswith("microad") else engine
     try:
         return version(package)
     except PackageNotFoundError:
@@ -80,7 +80,7 @@ def engine_version(engine):
 
 def available_engines():
     """Return the engine names whose packages import, NumPy and microad first."""
-    engines = ["numpy", "microad", "microad lean"]
+    engines = ["numpy", "microad", "microad lean", "microad compiled"]
     for engine, module in workloads.ENGINE_MODULES.items():
         if workloads.optional_module(module) is not None:
             engines.append(engine)
@@ -215,8 +215,8 @@ def format_time(seconds):
 
 
 def target_status(row):
-    """Return 'met' or 'missed' for microad's rows that have a target, else ''."""
-    if row["engine"] != "microad" or row.get("status") != "ok":
+    """Return 'met' or 'missed' for the rows of microad (all variants) that have a target."""
+    if not row["engine"].startswith("microad") or row.get("status") != "ok":
         return ""
     limit = TARGETS.get(row["case"])
     if limit is None or "ratio" not in row:
@@ -268,7 +268,7 @@ def describe_environment(engines, pool_info):
     lines = [f"Python {platform.python_version()} ({platform.machine()}), "
              f"{os.cpu_count()} logical CPUs"]
     lines.append("engines: " + ", ".join(f"{e} {engine_version(e)}" for e in engines
-                                         if e != "microad lean"))
+                                         if e not in ("microad lean", "microad compiled")))
     lines.append("threads: " + ", ".join(f"{v}={os.environ[v]}" for v in THREAD_VARIABLES)
                  + ("; threadpoolctl limits=1" if pool_info is not None else
                     "; threadpoolctl not installed"))

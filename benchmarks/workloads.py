@@ -117,6 +117,26 @@ def relu_microad_lean(inputs):
     return relu_microad(inputs, keep_intermediate_grads=False)
 
 
+def relu_loss(xraw, w, ones, dl):
+    """The ReLU layer's loss in NumPy style, for engines that trace a function."""
+    x = np.hstack([xraw, ones])
+    logits = x @ w
+    y = np.maximum(logits, 0)
+    return np.sum(y * dl) / xraw.shape[0]
+
+
+def relu_microad_compiled(inputs):
+    # microad.compile traces relu_loss once and replays generated NumPy code.
+    step_function = ma.compile(relu_loss, wrt=["xraw", "w"])
+    arguments = (inputs["Xraw"], inputs["W"], inputs["ones"], inputs["dL"])
+
+    def gradients():
+        _, grads = step_function(*arguments)
+        return {"W": grads["w"], "Xraw": grads["xraw"]}
+
+    return Runner(step=lambda: step_function(*arguments), gradients=gradients)
+
+
 def relu_autograd(inputs):
     autograd = optional_module("autograd")
     anp = autograd.numpy
@@ -402,6 +422,33 @@ def mlp_microad(inputs):
     return Runner(step=step, gradients=gradients)
 
 
+def mlp_loss(x, w1, b1, w2, b2, labels):
+    """The MLP's loss in NumPy style, for microad.compile."""
+    h = np.maximum(x @ w1 + b1, 0)
+    logits = h @ w2 + b2
+    return ma.cross_entropy(logits, labels)
+
+
+def mlp_microad_compiled(inputs):
+    # The labels pick entries by integer indexing, which microad.compile
+    # bakes in as a constant at trace time; they are fixed in this benchmark.
+    names = ("w1", "b1", "w2", "b2")
+    step_function = ma.compile(mlp_loss, wrt=list(names))
+    x, labels = inputs["X"], inputs["labels"]
+    params = _copy_parameters(inputs)
+
+    def gradients():
+        _, grads = step_function(x, *(params[name] for name in MLP_PARAMETERS), labels)
+        return {name: grads[traced] for name, traced in zip(MLP_PARAMETERS, names)}
+
+    def step():
+        grads = gradients()
+        for name in MLP_PARAMETERS:
+            params[name] -= LEARNING_RATE * grads[name]
+
+    return Runner(step=step, gradients=gradients)
+
+
 def mlp_autograd(inputs):
     autograd = optional_module("autograd")
     anp = autograd.numpy
@@ -506,6 +553,8 @@ def make_workloads(smoke=False):
     workloads = []
     for label, (n, d, c) in sizes.items():
         builders = _builders(relu_numpy, relu_microad, relu_autograd, relu_mygrad, relu_torch)
+        if label == "tiny" and hasattr(ma, "compile"):
+            builders["microad compiled"] = relu_microad_compiled
         if label == "large":
             builders["microad lean"] = relu_microad_lean
         workloads.append(Workload(
@@ -522,10 +571,13 @@ def make_workloads(smoke=False):
         builders=_builders(chain_numpy, chain_microad, chain_autograd, chain_mygrad, chain_torch),
         ops=CHAIN_OPS,
     ))
+    mlp_builders = _builders(mlp_numpy, mlp_microad, mlp_autograd, mlp_mygrad, mlp_torch)
+    if hasattr(ma, "compile"):
+        mlp_builders["microad compiled"] = mlp_microad_compiled
     workloads.append(Workload(
         name="mlp",
         description="MLP 64->128->10 SGD step, batch 128",
         make_inputs=mlp_inputs,
-        builders=_builders(mlp_numpy, mlp_microad, mlp_autograd, mlp_mygrad, mlp_torch),
+        builders=mlp_builders,
     ))
     return workloads
