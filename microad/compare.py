@@ -415,12 +415,13 @@ def _list_positions(mask) -> str:
 class _Diagnoser:
     """The graph facts that the diagnoses need, computed once per compare() call."""
 
-    def __init__(self, root, seed, order, labels, engine):
+    def __init__(self, root, seed, order, labels, engine, manual):
         self.root = root
         self.seed = seed
         self.order = order
         self.labels = labels
         self.engine = engine
+        self.manual = manual
         self._unmasked = {}
 
     def label(self, tensor) -> str:
@@ -498,12 +499,14 @@ class _Diagnoser:
     def _rows_and_columns(self, tensor, manual, expected, rtol, atol):
         if manual.ndim != 1 or expected.ndim != 1:
             return []
-        for source in self.order:
-            matrix = self.engine.get(id(source))
+        # The row may come from the engine's gradient or from the user's own one.
+        matrices = [(source, self.engine.get(id(source)), "") for source in self.order]
+        matrices += [(source, self.manual.get(id(source)), "your ") for source in self.order]
+        for source, matrix, owner in matrices:
             if matrix is None or matrix.ndim != 2:
                 continue
             rows, columns = matrix.shape
-            name = "d" + self.label(source)
+            name = owner + "d" + self.label(source)
             for i, j in itertools.product(range(rows), range(columns)):
                 if _close(expected, matrix[i, :], rtol, atol) and _close(manual, matrix[:, j], rtol, atol):
                     message = (f"your value is column {_index_text(j, columns)} of {name} "
@@ -815,9 +818,9 @@ def compare(y, manual, names=None, *, gradient=None, rtol=None, atol=None, numer
     position = {id(t): i for i, t in enumerate(visit_order)}
     resolved.sort(key=lambda item: position[id(item[2])])
 
-    diagnoser = _Diagnoser(y, seed, order, labels, engine)
-    rng = np.random.default_rng(0)
     entries, tensors, manual_by_id, rtol_atol = [], {}, {}, {}
+    diagnoser = _Diagnoser(y, seed, order, labels, engine, manual_by_id)
+    rng = np.random.default_rng(0)
     for key, label, tensor, value in resolved:
         expected = engine[id(tensor)]
         entry = _judge(key, label, tensor, value, expected, rtol, atol)

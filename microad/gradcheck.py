@@ -2,9 +2,9 @@
 
 A central difference estimates dL/dx_i as (L(x + h e_i) - L(x - h e_i)) / 2h.
 Its error has two parts: truncation, about h^2 |L'''| / 6, and rounding, about
-eps_machine |L| / h. With h = 1e-6 in float64 both stay near 1e-10 |L|, so
-every numerical derivative here is computed in float64, whatever the dtype of
-the graph. In float32 (eps_machine 1.2e-7) the rounding part would be 1e-1 |L|
+eps_machine |L| / h. With h = 1e-6 in float64 they are about 2e-13 |L'''|
+and 2e-10 |L|, so every numerical derivative here is computed in float64,
+whatever the dtype of the graph. In float32 (eps_machine 1.2e-7) the rounding part would be 1e-1 |L|
 at that step, and h = 1e-3 would still leave 1e-4 |L|. That is one reason why
 gradients computed in float32 are judged with looser tolerances, and the
 other is that the engine's own float32 result carries rounding of about
