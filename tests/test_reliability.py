@@ -216,3 +216,14 @@ def test_random_graphs_match_central_differences(program):
     for tensor, expected in zip(tensors, numeric):
         got = np.zeros(tensor.shape) if tensor.grad is None else tensor.grad
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_draw_long_chain_collapsed():
+    x = ma.Tensor(np.ones(3), requires_grad=True, name="x")
+    y = x
+    for _ in range(100_000):
+        y = y + 1.0
+    y.sum().backward()
+    source = ma.draw(y, max_nodes=50).source
+    assert "more tensors" in source
+    assert source.count("->") < 200
