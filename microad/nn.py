@@ -22,6 +22,8 @@ and no layer adds a rule of its own.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from . import functions
@@ -69,7 +71,12 @@ class Module:
 
     When a sub-module is assigned, its parameters are renamed to their path
     from the parent, so a model built bottom-up ends with names relative to
-    the outermost module.
+    the outermost module. A list of modules is not registered, and assigning
+    one emits a warning.
+
+    NOTE: a Parameter assigned to a sub-module after that sub-module was
+    itself assigned to a parent gets only its local name (``weight``, not
+    ``layers.0.weight``), because a module does not know its parents.
 
     >>> import microad as ma
     >>> class Affine(ma.nn.Module):
@@ -102,6 +109,10 @@ class Module:
             for path, parameter in self.named_parameters():
                 if path.startswith(name + "."):
                     parameter.name = path
+        elif isinstance(value, list) and any(isinstance(item, Module) for item in value):
+            warnings.warn(f"{type(self).__name__}.{name} is a list of modules, which is not "
+                          "registered, so parameters() and optimizers will not see them. "
+                          "Assign a tuple instead", stacklevel=2)
 
     def _children(self):
         """Yield ``(name, value)`` for each registered Parameter and sub-module, in order."""

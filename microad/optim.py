@@ -14,6 +14,8 @@ original algorithm, not AdamW's decoupled decay.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from .errors import MicroadError
@@ -26,6 +28,9 @@ class HyperparameterError(MicroadError, ValueError):
 
 def _check_range(optimizer, name, value, low, high=None, *, high_inclusive=False):
     """Raise HyperparameterError unless low <= value (and value < high, or <= with high_inclusive)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise HyperparameterError(f"{optimizer}: {name}={value!r} is invalid. It must be a "
+                                  "real number")
     bad = not np.isfinite(value) or value < low
     if high is not None:
         bad = bad or value > high or (value == high and not high_inclusive)

@@ -104,10 +104,18 @@ def test_reassigned_attribute_unregisters():
     assert [name for name, _ in layer.named_parameters()] == ["weight"]
 
 
-def test_list_attribute_not_registered():
+def test_list_attribute_warns():
     model = nn.Module()
-    model.blocks = [nn.Linear(2, 2, rng=0)]
+    with pytest.warns(UserWarning, match="Module.blocks is a list of modules"):
+        model.blocks = [nn.Linear(2, 2, rng=0)]
     assert model.parameters() == []
+
+
+def test_tuple_attribute_registered():
+    model = nn.Module()
+    model.blocks = (nn.Linear(2, 2, rng=0), nn.Linear(2, 1, rng=1))
+    names = [name for name, _ in model.named_parameters()]
+    assert names == ["blocks.0.weight", "blocks.0.bias", "blocks.1.weight", "blocks.1.bias"]
 
 
 def test_setattr_before_init_rejected():

@@ -236,6 +236,8 @@ def test_accepts_plain_tensor():
     ({"lr": 0.1, "momentum": 1.0}, "momentum=1.0 is invalid"),
     ({"lr": 0.1, "momentum": -0.5}, "momentum=-0.5 is invalid"),
     ({"lr": 0.1, "weight_decay": -1.0}, "weight_decay=-1.0 is invalid"),
+    ({"lr": "0.1"}, "lr='0.1' is invalid. It must be a real number"),
+    ({"lr": 0.1, "momentum": None}, "momentum=None is invalid"),
 ])
 def test_sgd_invalid_settings(kwargs, message):
     with pytest.raises(HyperparameterError, match=message):

@@ -119,9 +119,13 @@ def build_model(hidden=HIDDEN, seed=SEED) -> nn.Sequential:
     return nn.Sequential(nn.Linear(64, hidden, rng=rng), nn.ReLU(), nn.Linear(hidden, 10, rng=rng))
 
 
-def regularized_loss(model, X, y, reg=REG):
-    """Return mean cross-entropy + reg * (sum(W1**2) + sum(W2**2)), leaving biases unpenalised."""
-    logits = model(X)
+def regularized_loss(model, X, y, reg=REG, *, logits=None):
+    """Return mean cross-entropy + reg * (sum(W1**2) + sum(W2**2)), leaving biases unpenalised.
+
+    ``logits`` is ``model(X)`` when the caller has already computed it.
+    """
+    if logits is None:
+        logits = model(X)
     penalty = 0.0
     for name, parameter in model.named_parameters():
         if name.endswith("weight"):
@@ -188,7 +192,7 @@ def evaluate(model, X, y, reg=REG) -> tuple[float, float]:
     """Return (regularised loss, accuracy) of the model on X, y, without recording a graph."""
     with ma.no_grad():
         logits = model(X)
-        loss = regularized_loss(model, X, y, reg)
+        loss = regularized_loss(model, X, y, reg, logits=logits)
     accuracy = float((logits.data.argmax(axis=1) == y).mean())
     return float(loss.data), accuracy
 
