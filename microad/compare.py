@@ -2,12 +2,13 @@
 
 ``compare(y, manual, names=locals())`` takes a dict of manual gradients keyed
 by the tensors' labels, in the field's d-notation (``"dW"``, ``"dlogits"``) or
-bare (``"W"``). For each one it reports the engine's gradient, the numerical
-gradient from central differences (so a disagreement shows which side is
-wrong), the first divergence in backward order, and a diagnosis of the
-likely mistake: transposed, scaled, sign flipped, ReLU mask missing or
-misplaced, a missing sum over a broadcast axis, rows and columns swapped,
-the operands of a product in the wrong order, or another variable's gradient.
+bare (``"W"``). For each one it reports the engine's gradient and the
+numerical gradient from central differences, so a disagreement shows which
+side is wrong. It also names the first divergence in backward order and
+diagnoses the likely mistake: transposed, scaled, sign flipped, ReLU mask
+missing or misplaced, a missing sum over a broadcast axis, rows and columns
+swapped, the operands of a product in the wrong order, or another variable's
+gradient.
 
 Tolerances: a manual value agrees when ``|manual - engine| <= atol + rtol *
 |engine|`` element by element. The defaults depend on the dtype (the less
@@ -154,7 +155,7 @@ class Entry:
 _COLOURS = {"ok": "32", "mismatch": "31", "shape mismatch": "31", "engine suspect": "33"}
 
 
-def _colour_wanted(stream) -> bool:
+def _use_colour(stream) -> bool:
     if os.environ.get("NO_COLOR"):
         return False
     isatty = getattr(stream, "isatty", None)
@@ -191,7 +192,7 @@ def _row(entry) -> tuple:
 
 
 def _details(entry) -> list:
-    """The lines printed under an entry's row: cause, diagnoses and notes."""
+    """Return the lines printed under an entry's row: cause, diagnoses and notes."""
     lines = []
     if entry.cause_note:
         lines.append(entry.cause_note)
@@ -205,9 +206,9 @@ def _details(entry) -> list:
 class Report:
     """The referee's verdict on every manual gradient, in backward order.
 
-    ``str(report)`` is a plain table; ``report.to_text(colour=None)`` adds
-    colour when standard output is a terminal and NO_COLOR is unset;
-    Jupyter shows ``_repr_html_``; ``to_dict()`` and ``to_json()`` give data.
+    ``str(report)`` is a plain table. ``report.to_text(colour=None)`` adds
+    colour when standard output is a terminal and NO_COLOR is unset. Jupyter
+    shows ``_repr_html_``, and ``to_dict()`` and ``to_json()`` return data.
     """
 
     output: str
@@ -240,7 +241,7 @@ class Report:
     def to_text(self, colour=None) -> str:
         """Format the report as a table; ``colour=None`` decides from stdout and NO_COLOR."""
         if colour is None:
-            colour = _colour_wanted(sys.stdout)
+            colour = _use_colour(sys.stdout)
         rows = [_row(entry) for entry in self.entries]
         widths = [max(len(cell) for cell in column) for column in zip(_HEADER, *rows)]
 
@@ -349,9 +350,9 @@ def _variant_walk(root, seed, *, unmasked=None, substitute=None):
     ``unmasked`` is a ReLU-like tensor whose rule passes the upstream gradient
     through with no mask, which is what a derivation that forgot the mask
     computes. ``substitute`` maps ids to gradients that replace the computed
-    ones before they flow further; the returned value is the one computed
-    before the substitution, which is what a tensor's own rule gives from the
-    substituted upstream gradients.
+    ones before they flow further. The returned value of a substituted tensor
+    is the one computed before the substitution: what its own rule gives from
+    the substituted upstream gradients.
     """
     order = topological_order(root)
     grads = {id(root): seed}
@@ -875,7 +876,7 @@ def _warn_kinks(entries):
 def load_manual_file(path) -> dict:
     """Read manual gradients from a ``.npy`` file (named by its stem) or a ``.npz`` file.
 
-    Files are read with ``allow_pickle=False``, so a file that holds pickled
+    Files are read with ``allow_pickle=False``, so a file that contains pickled
     objects raises :class:`ManualGradientError` instead of running code.
     """
     path = Path(path)

@@ -171,10 +171,10 @@ class Replay:
 def _kink_kind(base, plus, minus):
     """Classify one central difference: None, "at a kink" or "within h of a kink".
 
-    ``base``, ``plus`` and ``minus`` are the branches at x, x + h and x - h. A
-    branch that differs between x + h and x - h at an element that was tied at
-    x means the point sits exactly at a kink; a difference elsewhere means the
-    step of size h crossed a kink near the point.
+    ``base``, ``plus`` and ``minus`` are the branches at x, x + h and x - h.
+    When a branch differs between x + h and x - h at an element that was tied
+    at x, the point sits exactly at a kink. A difference elsewhere means that
+    the step of size h crossed a kink near the point.
     """
     kind = None
     for key, base_parts in base.items():

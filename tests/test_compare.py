@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import microad as ma
 from microad import compare as compare_function
-from microad.compare import (NUMERIC_MAX_ELEMENTS, ManualGradientError, Report, _colour_wanted,
+from microad.compare import (NUMERIC_MAX_ELEMENTS, ManualGradientError, Report, _use_colour,
                              load_manual_file, run_check)
 from microad.errors import MicroadError
 from microad.rules import Primitive
@@ -540,17 +540,17 @@ class FakeTerminal:
 
 def test_colour_on_terminal(monkeypatch):
     monkeypatch.delenv("NO_COLOR", raising=False)
-    assert _colour_wanted(FakeTerminal())
+    assert _use_colour(FakeTerminal())
 
 
 def test_colour_off_no_color(monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
-    assert not _colour_wanted(FakeTerminal())
+    assert not _use_colour(FakeTerminal())
 
 
 def test_colour_off_pipe(monkeypatch):
     monkeypatch.delenv("NO_COLOR", raising=False)
-    assert not _colour_wanted(open(os.devnull, "w"))
+    assert not _use_colour(open(os.devnull, "w"))
 
 
 def test_html_escaped():

@@ -20,7 +20,7 @@ from microad.tensor import apply
 from notes_data import single_vector, vectorised
 
 # sin with sin(x) as its derivative: the rule is wrong except where
-# sin(x) == cos(x), which holds at none of POINTS.
+# sin(x) == cos(x), which is true at none of POINTS.
 WRONG_SIN = Primitive("sin_wrong", np.sin, (lambda g, out, x: g * np.sin(x),))
 RIGHT_SIN = Primitive("sin_right", np.sin, (lambda g, out, x: g * np.cos(x),))
 # A product rule whose second operand gets g instead of g * a.
