@@ -67,6 +67,14 @@ def test_parameter_name_is_path():
         assert parameter.name == name
 
 
+def test_parameter_names_in_diagram():
+    model = nn.Sequential(nn.Linear(3, 2, rng=0), nn.ReLU())
+    loss = model(ma.Tensor(np.ones((1, 3)), name="X")).sum()
+    source = ma.draw(loss, legend=False).source
+    assert "<B>layers.0.weight</B>" in source
+    assert "<B>layers.0.bias</B>" in source
+
+
 def test_nested_module_names():
     model = TwoBlocks()
     names = [name for name, _ in model.named_parameters()]
