@@ -155,12 +155,22 @@ def walk(root, seed, *, create_graph=False, visit=None):
         primitive = node.primitive
         inputs = node.inputs
         params = node.params
-        _check_versions(tensor, node)
+        # One pass gathers the operands' arrays and checks that none was
+        # modified in place since the op ran. Scalar operands have version None.
+        args = []
+        for operand, version in zip(inputs, node.versions):
+            if version is None:
+                args.append(operand)
+                continue
+            if operand._version != version:
+                _check_versions(tensor, node)  # raises MutationError naming the operand
+            args.append(operand._data)
+        if tensor._version:
+            _check_versions(tensor, node)
         if create_graph:
             out, args = tensor, inputs
         else:
-            out = tensor.data
-            args = [x.data if hasattr(x, "_node") else x for x in inputs]
+            out = tensor._data
 
         vjps = primitive.vjps
         variadic = primitive.variadic
@@ -175,7 +185,7 @@ def walk(root, seed, *, create_graph=False, visit=None):
                     continue  # a mask or an index: piecewise constant, no gradient flows
                 grad = rule(g, out, *args, **params)
             # An ndarray of the operand's shape and dtype, the usual result, needs no fitting.
-            data = operand.data
+            data = operand._data
             if type(grad) is not np.ndarray or grad.shape != data.shape or grad.dtype != data.dtype:
                 grad = _fit(grad, operand, primitive, argnum)
             if anomaly:
