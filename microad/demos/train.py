@@ -203,9 +203,21 @@ def train(model, data, *, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LEARNING_RATE
 
     ``progress`` shows a tqdm bar with the epoch, training loss and test
     accuracy (on stderr).
+
+    Training runs with one BLAS thread. The matrices are at most 1347 x 64,
+    too small for threads to pay off, and when other processes kept both cores
+    of the test machine busy, OpenBLAS's threads made training 3 to 10 times
+    slower. threadpoolctl, which sets the limit, is a dependency of scikit-learn.
     """
+    from threadpoolctl import threadpool_limits
     from tqdm import tqdm
 
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _train_epochs(model, data, tqdm, epochs=epochs, batch_size=batch_size, lr=lr,
+                             reg=reg, seed=seed, progress=progress)
+
+
+def _train_epochs(model, data, tqdm, *, epochs, batch_size, lr, reg, seed, progress) -> History:
     rng = np.random.default_rng(seed)
     optimizer = optim.Adam(model.parameters(), lr=lr)
     history = History()
