@@ -283,7 +283,19 @@ class Report:
                 "entries": [entry.to_dict() for entry in self.entries]}
 
     def to_json(self, indent=2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+        """Return ``to_dict()`` as JSON; NaN and infinite errors become the strings "nan", "inf"."""
+        return json.dumps(_json_safe(self.to_dict()), indent=indent, allow_nan=False)
+
+
+def _json_safe(value):
+    """Replace non-finite floats, which JSON cannot represent, with their text."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value
 
 
 # ---------------------------------------------------------------------------
@@ -403,6 +415,14 @@ def _is_zero(a, atol) -> bool:
     return bool(np.all(np.abs(a) <= atol))
 
 
+def _matching_line(matrix, vector, rtol, atol):
+    """Return the index of the last row of ``matrix`` close to ``vector``, or None."""
+    if matrix.shape[1:] != vector.shape:
+        return None
+    matches = np.flatnonzero(np.isclose(vector, matrix, rtol=rtol, atol=atol).all(axis=1))
+    return int(matches[-1]) if matches.size else None
+
+
 def _index_text(index, size) -> str:
     return "-1" if index == size - 1 and size > 1 else str(index)
 
@@ -508,19 +528,20 @@ class _Diagnoser:
                 continue
             rows, columns = matrix.shape
             name = owner + "d" + self.label(source)
-            for i, j in itertools.product(range(rows), range(columns)):
-                if _close(expected, matrix[i, :], rtol, atol) and _close(manual, matrix[:, j], rtol, atol):
-                    message = (f"your value is column {_index_text(j, columns)} of {name} "
-                               f"({name}[:, {_index_text(j, columns)}]), but the gradient of "
-                               f"{self.label(tensor)} is its row {_index_text(i, rows)} "
-                               f"({name}[{_index_text(i, rows)}, :])")
-                    return [Diagnosis("rows and columns swapped", message)]
-                if _close(expected, matrix[:, j], rtol, atol) and _close(manual, matrix[i, :], rtol, atol):
-                    message = (f"your value is row {_index_text(i, rows)} of {name} "
-                               f"({name}[{_index_text(i, rows)}, :]), but the gradient of "
-                               f"{self.label(tensor)} is its column {_index_text(j, columns)} "
-                               f"({name}[:, {_index_text(j, columns)}])")
-                    return [Diagnosis("rows and columns swapped", message)]
+            right_row = _matching_line(matrix, expected, rtol, atol)
+            manual_column = _matching_line(matrix.T, manual, rtol, atol)
+            if right_row is not None and manual_column is not None:
+                i, j = _index_text(right_row, rows), _index_text(manual_column, columns)
+                message = (f"your value is column {j} of {name} ({name}[:, {j}]), but the "
+                           f"gradient of {self.label(tensor)} is its row {i} ({name}[{i}, :])")
+                return [Diagnosis("rows and columns swapped", message)]
+            right_column = _matching_line(matrix.T, expected, rtol, atol)
+            manual_row = _matching_line(matrix, manual, rtol, atol)
+            if right_column is not None and manual_row is not None:
+                i, j = _index_text(manual_row, rows), _index_text(right_column, columns)
+                message = (f"your value is row {i} of {name} ({name}[{i}, :]), but the "
+                           f"gradient of {self.label(tensor)} is its column {j} ({name}[:, {j}])")
+                return [Diagnosis("rows and columns swapped", message)]
         return []
 
     def _missing_sum(self, tensor, manual, expected, rtol, atol):

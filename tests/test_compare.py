@@ -575,6 +575,15 @@ def test_json_round_trip():
     assert entry["engine_shape"] == [3]
 
 
+def test_json_nan_manual():
+    x = ma.Tensor([1.0, 2.0], requires_grad=True, name="x")
+    report = compare_function((x * x).sum(), {"dx": np.array([np.nan, 4.0])})
+    data = json.loads(report.to_json())
+    assert data["entries"][0]["max_abs_error"] == "nan"
+    assert data["entries"][0]["mismatch_count"] == 1
+    assert report["dx"].verdict == "mismatch"
+
+
 def test_report_getitem_unknown():
     x = ma.Tensor([1.0], requires_grad=True, name="x")
     report = compare_function((x * x).sum(), {"dx": np.array([2.0])})
