@@ -312,7 +312,7 @@ def _as_array(key, value) -> np.ndarray:
     return array
 
 
-def _resolve(key, by_label, available):
+def _resolve(key, by_label, available, repeated):
     """Return the tensor that the manual key ``key`` names ("dW" or "W")."""
     if not isinstance(key, str):
         raise ManualGradientError(f"manual gradient key {key!r} is not a string; use the "
@@ -330,6 +330,9 @@ def _resolve(key, by_label, available):
         raise ManualGradientError(f"manual gradient {key!r} names no tensor of the graph; the "
                                   f"tensors with a gradient are: {', '.join(available) or 'none'}. "
                                   "Name a tensor with Tensor(..., name=...) or pass names=locals()")
+    if candidates[0] in repeated:
+        raise ManualGradientError(f"manual gradient {key!r} is ambiguous: several tensors of the "
+                                  f"graph are labelled {candidates[0]!r}. Give them different names")
     return by_label[candidates[0]], candidates[0]
 
 
@@ -444,6 +447,7 @@ class _Diagnoser:
         self.engine = engine
         self.manual = manual
         self._unmasked = {}
+        self._ancestors = {}
 
     def label(self, tensor) -> str:
         return self.labels[id(tensor)]
@@ -454,7 +458,9 @@ class _Diagnoser:
         return self._unmasked[id(relu)]
 
     def ancestors(self, tensor) -> set:
-        return {id(t) for t in topological_order(tensor)}
+        if id(tensor) not in self._ancestors:
+            self._ancestors[id(tensor)] = {id(t) for t in topological_order(tensor)}
+        return self._ancestors[id(tensor)]
 
     def diagnose(self, tensor, manual, expected, rtol, atol) -> list:
         checks = [self._relu_mask, self._rows_and_columns, self._missing_sum, self._transposed,
@@ -823,15 +829,18 @@ def compare(y, manual, names=None, *, gradient=None, rtol=None, atol=None, numer
     backprop.walk(y, seed, visit=collect)
     order = topological_order(y, grad_only=False)
     labels = label_tensors(order, names)
-    by_label = {}
+    by_label, repeated = {}, set()
     for tensor in order:
-        by_label.setdefault(labels[id(tensor)], tensor)
+        label = labels[id(tensor)]
+        if label in by_label:
+            repeated.add(label)
+        by_label.setdefault(label, tensor)
     available = ["d" + labels[id(t)] for t in visit_order]
 
     # Match the keys, then judge them in backward order.
     resolved = []
     for key, value in manual.items():
-        tensor, label = _resolve(key, by_label, available)
+        tensor, label = _resolve(key, by_label, available, repeated)
         if id(tensor) not in engine:
             raise ManualGradientError(f"manual gradient {key!r}: {label} does not require grad, so "
                                       "the engine computes no gradient for it. Create it with "

@@ -413,6 +413,13 @@ def test_ambiguous_key_rejected():
         compare_function((a * b).sum(), {"dx": np.array([2.0])})
 
 
+def test_repeated_label_rejected():
+    a = ma.Tensor([1.0], requires_grad=True, name="w")
+    b = ma.Tensor([2.0], requires_grad=True, name="w")
+    with pytest.raises(ManualGradientError, match="several tensors"):
+        compare_function((a * b).sum(), {"dw": np.array([2.0])})
+
+
 def test_string_manual_rejected():
     x = ma.Tensor([1.0], requires_grad=True, name="x")
     with pytest.raises(ManualGradientError, match="dtype"):
