@@ -1,4 +1,4 @@
-"""Time microad.compile against hand-written NumPy on the notes' tiny ReLU layer.
+"""Time microad.compile against hand-written NumPy on a tiny ReLU layer.
 
 The layer: X = hstack([Xraw, ones]) (N=5, D=4), logits = X @ W (C=3),
 Y = maximum(logits, 0), loss = sum(Y * dL) / N, and the gradient dW. Both
@@ -8,7 +8,7 @@ Usage:
     .venv/bin/python benchmarks/compile_relu.py             # about 10 seconds
     .venv/bin/python benchmarks/compile_relu.py --number 2000 --repeat 3
 
-It prints the median time per call of each version and their ratio; the
+It prints the median time per call of each version and their ratio. The
 goal is a ratio of at most 1.5. Nothing is asserted on the times.
 """
 
@@ -36,7 +36,7 @@ N, D, C = 5, 4, 3
 
 
 def relu_loss(Xraw, W, dL):
-    """The layer in microad, as compile traces it."""
+    """Compute the layer's loss on Tensors, for compile to trace."""
     X = ma.hstack([Xraw, np.ones((Xraw.shape[0], 1))])
     logits = X @ W
     Y = np.maximum(logits, 0)
@@ -44,7 +44,7 @@ def relu_loss(Xraw, W, dL):
 
 
 def by_hand(Xraw, W, dL):
-    """The same forward and backward pass, written by hand with NumPy."""
+    """Compute the same loss and dW by hand with NumPy."""
     X = np.hstack([Xraw, np.ones((Xraw.shape[0], 1))])
     logits = X @ W
     Y = np.maximum(logits, 0)

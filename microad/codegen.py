@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 HELPER_SOURCES = {
     "scatter_add": '''\
 def scatter_add(g, shape, index):
-    """Return zeros of `shape` with `g` added at `index`; repeated indices add up."""
+    """Return zeros of `shape` with `g` added at `index`, where repeated indices add up."""
     result = np.zeros(shape, dtype=g.dtype)
     np.add.at(result, index, g)
     return result
@@ -47,8 +47,8 @@ def _live_steps(derivation: Derivation, wanted) -> list:
 def function_source(derivation: Derivation, *, name, parameters, gradients, returns) -> str:
     """Return the source of one function that computes the output and ``gradients``.
 
-    ``parameters`` are the function's argument names; ``gradients`` the names
-    of the gradients to compute; ``returns`` the text after ``return``.
+    ``parameters`` are the function's argument names, ``gradients`` the names
+    of the gradients to compute, and ``returns`` the text after ``return``.
     """
     d = derivation
     defined = {step.target for step in d.forward + d.steps}
@@ -137,11 +137,11 @@ def _parameter_names(function, count):
 class CompiledFunction:
     """A function traced once per input signature and replayed as generated NumPy code.
 
-    Calling it with arrays returns ``(value, grads)``: ``value`` is the output
-    as the generated code computes it (a NumPy scalar or 0-d array of the
-    output's dtype), and ``grads`` a dict from each differentiated argument's
+    Calling it with arrays returns ``(value, grads)``. ``value`` is the output
+    as the generated code computes it: a NumPy scalar or 0-d array of the
+    output's dtype. ``grads`` is a dict from each differentiated argument's
     parameter name to its gradient, an ndarray of that argument's shape.
-    A call with new shapes or dtypes traces ``f`` again; ``source(*args)``
+    A call with new shapes or dtypes traces ``f`` again. ``source(*args)``
     returns the generated code for such arguments.
     """
 
@@ -188,13 +188,15 @@ class CompiledFunction:
         tensors = [Tensor(a, requires_grad=a.dtype.kind == "f", name=name)
                    for a, name in zip(arrays, names)]
         root = self.function(*tensors)
+
         if not isinstance(root, Tensor):
             raise MicroadError(f"compile(): {getattr(self.function, '__name__', 'the function')} "
-                               f"returned a {type(root).__name__}, not a microad Tensor; return "
+                               f"returned a {type(root).__name__}, not a microad Tensor. Return "
                                "the scalar loss built from the arguments")
         if root.size != 1:
             raise ShapeError(f"compile(): the function returned shape {root.shape}, but compile "
-                             "needs a scalar loss; reduce it first, for example with .sum()")
+                             "needs a scalar loss. Reduce it first, for example with .sum()")
+
         derivation = derive(root, dict(zip(names, tensors)))
         source, constants = _compiled_source(derivation, tensors, names, wanted)
         logger.debug("traced %s for %s:\n%s", getattr(self.function, "__name__", "function"),

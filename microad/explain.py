@@ -8,10 +8,10 @@ the code that the engine runs, not a second table of formulas. The engine's
 own work gets steps of its own: ``unbroadcast`` (summing broadcast axes away)
 and ``accumulate`` (adding the gradients of a tensor used more than once).
 
-Names: a tensor's label comes from :func:`microad.graph.label_tensors`; its
-gradient is ``d`` + label (``dlogits``). A gradient that reaches a tensor
-from one of several consumers is ``dx_from_t3``; a rule's result before
-un-broadcasting is ``db_broadcast``; a shared subexpression is ``dx_tmp0``.
+Names: a tensor's label comes from :func:`microad.graph.label_tensors`, and
+its gradient is ``d`` + label (``dlogits``). A gradient that reaches a tensor
+from one of several consumers is ``dx_from_t3``. A rule's result before
+un-broadcasting is ``db_broadcast``, and a shared subexpression is ``dx_tmp``.
 
 :func:`explain` formats the steps as text, Markdown, LaTeX or runnable NumPy.
 """
@@ -27,7 +27,8 @@ from . import rules
 from .errors import BackwardError, MicroadError, ShapeError
 from .graph import label_tensors, topological_order
 from .symbolic import (HELPER_PRIMITIVES, OPERATOR_FUNCTIONS, ArrayNames, Symbol, children,
-                       identifier, lift, names_read, postorder, python_source, rebuild)
+                       identifier, index_source, lift, literal_source, names_read, postorder,
+                       python_source, rebuild)
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class Derivation:
 
     ``inputs`` lists ``(name, tensor)`` for the leaves, in graph order;
     ``constants`` lists ``(name, array)`` for arrays that the source reads
-    by name (large index arrays); ``gradients`` lists ``(name, tensor)``
+    by name (large index arrays). ``gradients`` lists ``(name, tensor)``
     for the leaves that require grad. ``seed`` is the name of the output's
     gradient: a step of its own (1) for a one-element output, else an
     input of the backward pass.
@@ -135,11 +136,14 @@ def _simplify_node(node):
             return left
         if op == "+" and _is_literal(left, 0) and _same_array_type(right.value, node.value):
             return right
+
         if op in _ELEMENTWISE:
             return _drop_broadcasts(node)
         return node
     if kind == "unary" and op == "-" and node.args[0].kind == "unary" and node.args[0].op == "-":
         return node.args[0].args[0]
+
+    # Calls and methods that return their operand unchanged.
     operand = node.args[0] if node.args else None
     unchanged = operand is not None and _same_array_type(operand.value, node.value)
     if kind == "method" and op in ("reshape", "astype") and unchanged:
@@ -150,6 +154,11 @@ def _simplify_node(node):
         return operand
     if kind == "attr" and op == "T" and unchanged and np.ndim(node.value) < 2:
         return operand
+
+    if kind == "call" and op == "np.expand_dims" and len(node.args) == 2:
+        axis = node.args[1]
+        if axis.kind == "literal" and isinstance(axis.value, tuple) and len(axis.value) == 1:
+            node = rebuild(node, [operand, lift(axis.value[0])] + [v for _, v in node.kwargs])
     if kind in ("method", "call"):
         return _tidy_keywords(node)
     return node
@@ -333,11 +342,11 @@ class _Deriver:
             value = np.asarray(getattr(self.gradient, "data", self.gradient))
             if value.shape != root.shape:
                 raise ShapeError(f"derive(): the gradient for {self.labels[id(root)]} has shape "
-                                 f"{value.shape}, but the output has shape {root.shape}; pass "
+                                 f"{value.shape}, but the output has shape {root.shape}. Pass "
                                  "an upstream gradient of exactly the output's shape")
             return Symbol.name(name, value.astype(root.dtype)), True
         if root.size != 1:
-            # The equations do not depend on the upstream values; ones stand in for them.
+            # The equations do not depend on the upstream values, so ones stand in for them.
             return Symbol.name(name, np.ones(root.shape, dtype=root.dtype)), True
         seed = lift(np.ones(root.shape, dtype=root.dtype))
         return self.add_step(self.steps, name, seed, "seed", root), False
@@ -423,7 +432,7 @@ def derive(root, names=None, *, gradient=None) -> Derivation:
 
     ``names`` (such as ``locals()``) gives tensors their labels, as in
     :func:`microad.graph.label_tensors`. A one-element ``root`` is seeded
-    with 1; for any other, the upstream gradient ``d<label>`` is an input,
+    with 1. For any other, the upstream gradient ``d<label>`` is an input,
     with the value ``gradient`` when given (else ones stand in for it).
 
     >>> import numpy as np
@@ -438,7 +447,7 @@ def derive(root, names=None, *, gradient=None) -> Derivation:
     dW = X.T @ dlogits (5, 3)
     """
     if not hasattr(root, "_node"):
-        raise MicroadError(f"derive() needs a microad Tensor, got {type(root).__name__}; build "
+        raise MicroadError(f"derive() needs a microad Tensor, got {type(root).__name__}. Build "
                            "the output from Tensors so that microad records the graph")
     if not root.requires_grad:
         raise BackwardError(
@@ -467,6 +476,7 @@ _LATEX_OPERATORS = {">": ">", ">=": r"\geq", "<": "<", "<=": r"\leq", "==": "=",
 _LATEX_FUNCTIONS = {"np.exp": r"\exp", "np.log": r"\log", "np.tanh": r"\tanh", "np.sin": r"\sin",
                     "np.cos": r"\cos"}
 _ATOM = 100
+_CONDITIONS = frozenset({">", ">=", "<", "<=", "==", "!=", "&", "|"})
 
 
 def _latex_escape(text: str) -> str:
@@ -503,11 +513,12 @@ class _LatexWriter:
 
     def tree(self, root) -> str:
         rendered = {}
+        conditions = {}   # id of a comparison or & node -> its text without the 1[...]
         for node in postorder(root):
-            rendered[id(node)] = self._node(node, rendered)
+            rendered[id(node)] = self._node(node, rendered, conditions)
         return rendered[id(root)][0]
 
-    def _node(self, node, rendered):
+    def _node(self, node, rendered, conditions):
         def text(child, minimum=0):
             body, precedence = rendered[id(child)]
             return body if precedence >= minimum else rf"\left({body}\right)"
@@ -530,18 +541,22 @@ class _LatexWriter:
                     joint = r" \odot "
                 else:
                     joint = r" \, "
-                return f"{self._factor(left, text)}{joint}{self._factor(right, text)}", 12
-            precedence = 5 if op in (">", ">=", "<", "<=", "==", "!=") else (11 if op in "+-" else 7)
-            right_minimum = precedence + 1
-            return (f"{text(left, precedence)} {_LATEX_OPERATORS[op]} "
-                    f"{text(right, right_minimum)}"), precedence
+                return f"{text(left, 12)}{joint}{text(right, 12)}", 12
+            if op in _CONDITIONS:
+                # A boolean array reads as an indicator: 1[x > 0], 1[x >= lo and x <= hi].
+                if op in ("&", "|"):
+                    parts = [conditions.get(id(child)) or text(child) for child in (left, right)]
+                else:
+                    parts = [text(left, 11), text(right, 11)]
+                conditions[id(node)] = f"{parts[0]} {_LATEX_OPERATORS[op]} {parts[1]}"
+                return rf"\mathbb{{1}}[{conditions[id(node)]}]", _ATOM
+            return f"{text(left, 11)} {_LATEX_OPERATORS[op]} {text(right, 12)}", 11
         if kind == "unary":
             sign = "-" if op == "-" else r"\lnot "
             return f"{sign}{text(node.args[0], 12)}", 12
         if kind == "attr":
             return f"{{{text(node.args[0], _ATOM)}}}^\\top", _ATOM
         if kind == "index":
-            from .symbolic import index_source
             return f"{text(node.args[0], _ATOM)}[{self.code(index_source(node.args[1].value, self.arrays))}]", _ATOM
         if kind == "call" and op == "np.sqrt":
             return rf"\sqrt{{{text(node.args[0])}}}", _ATOM
@@ -552,18 +567,14 @@ class _LatexWriter:
         function = _LATEX_FUNCTIONS.get(op) or rf"\operatorname{{{_latex_escape(op.removeprefix('np.'))}}}"
         return rf"{function}\left({', '.join(arguments)}\right)", _ATOM
 
-    def _factor(self, child, text):
-        if child.kind == "binop" and child.op in (">", ">=", "<", "<=", "==", "!=", "&", "|"):
-            return rf"\mathbb{{1}}[{text(child)}]"
-        return text(child, 12)
-
     def _literal(self, value):
-        from .symbolic import literal_source
         if isinstance(value, (bool, np.bool_)):
             return rf"\mathrm{{{bool(value)}}}", _ATOM
         if isinstance(value, (int, float, np.integer, np.floating)) \
                 and not isinstance(value, np.ndarray):
             number = float(value)
+            if np.isnan(number):
+                return r"\mathrm{NaN}", _ATOM
             if np.isinf(number):
                 return (r"\infty" if number > 0 else r"-\infty"), (_ATOM if number > 0 else 12)
             text = repr(int(value)) if number.is_integer() and abs(number) < 1e15 else repr(number)
@@ -593,7 +604,7 @@ class Explanation:
 
     def __init__(self, derivation: Derivation, format: str = "text"):
         if format not in _FORMATS:
-            raise MicroadError(f"explain(): unknown format {format!r}; use one of "
+            raise MicroadError(f"explain(): unknown format {format!r}. Use one of "
                                f"{', '.join(repr(f) for f in _FORMATS)}")
         self.derivation = derivation
         self.format = format
@@ -696,5 +707,8 @@ def run_explain(args, stream=None) -> int:
     graph = load_graph_file(args.file, args.output_name)
     explanation = explain(graph.output, graph.namespace, format=args.format,
                           gradient=graph.gradient)
-    (stream or sys.stdout).write(str(explanation))
+    text = str(explanation)
+    if args.format == "latex":
+        text = "$$\n" + text + "\n$$\n"  # display math, ready to paste into a MathJax page
+    (stream or sys.stdout).write(text)
     return 0

@@ -77,7 +77,7 @@ def _contains_symbol(obj) -> bool:
 
 
 def lift(obj) -> "Symbol":
-    """Return ``obj`` as a Symbol: a literal, or a sequence node when it holds Symbols."""
+    """Return ``obj`` as a Symbol: a literal, or a sequence node when it contains Symbols."""
     if isinstance(obj, Symbol):
         return obj
     if isinstance(obj, (tuple, list)) and _contains_symbol(obj):
@@ -96,7 +96,7 @@ def numpy_path(func) -> str:
     if module.startswith("numpy"):
         return "np" + module[len("numpy"):] + "." + name
     raise UnsupportedError(f"{func!r} is not a NumPy function, so it cannot be written as "
-                           "NumPy source; rules may only call np.* functions")
+                           "NumPy source. Rules may only call np.* functions")
 
 
 class Symbol:
@@ -164,13 +164,13 @@ class Symbol:
     def __bool__(self):
         raise UnsupportedError(
             f"the truth value of {python_source(self)} depends on the data, so a rule that "
-            "branches on it cannot be written as one equation; branch on shapes or "
+            "branches on it cannot be written as one equation. Branch on shapes or "
             "parameters instead, or use np.where")
 
     def __array__(self, dtype=None, copy=None):
         raise UnsupportedError(
             f"{python_source(self)} was converted to a plain ndarray, which would drop it from "
-            "the equation; rules may only use the np.* functions that microad.functions "
+            "the equation. Rules may only use the np.* functions that microad.functions "
             "registers")
 
     # -- methods that rules call --------------------------------------------
@@ -214,7 +214,7 @@ class Symbol:
     def __getitem__(self, index):
         if _contains_symbol(index):
             raise UnsupportedError(f"indexing {python_source(self)} with a traced array is not "
-                                   "supported; index with constants")
+                                   "supported. Index with constants")
         return Symbol("index", None, (self, lift(index)), (), np.asarray(self.value)[index])
 
     # -- NumPy protocols ----------------------------------------------------
@@ -222,7 +222,7 @@ class Symbol:
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if method != "__call__" or kwargs:
             raise UnsupportedError(f"np.{ufunc.__name__}.{method} with arguments "
-                                   f"{sorted(kwargs)} cannot be traced; call the ufunc directly")
+                                   f"{sorted(kwargs)} cannot be traced. Call the ufunc directly")
         if ufunc in _BINARY_UFUNCS:
             return _binary(_BINARY_UFUNCS[ufunc], inputs[0], inputs[1])
         if ufunc in _UNARY_UFUNCS:
@@ -408,9 +408,9 @@ def _float_source(x: float) -> str:
 class ArrayNames:
     """Names for the arrays that appear as constants in the source (index arrays, seeds).
 
-    Small arrays are written inline; larger ones get a name, from ``known``
-    (id of an array to a name) or ``const0``, ``const1``, ..., and become
-    parameters of the generated code.
+    Small arrays are written inline. A larger one, or one in ``known`` (id of
+    an array to a name), gets a name: its ``known`` name or ``const0``,
+    ``const1``, ... Named arrays become parameters of the generated code.
     """
 
     INLINE_SIZE = 16
@@ -452,6 +452,7 @@ def literal_source(value, arrays=None) -> tuple:
     """Return ``(source, precedence)`` of a literal value."""
     if isinstance(value, (bool, np.bool_)) and not isinstance(value, np.ndarray):
         return (repr(bool(value)) if isinstance(value, bool) else f"np.bool_({bool(value)})"), POSTFIX
+
     if isinstance(value, int):
         return repr(value), (UNARY if value < 0 else NUMBER)
     if isinstance(value, float):
@@ -459,6 +460,7 @@ def literal_source(value, arrays=None) -> tuple:
         return text, (UNARY if text.startswith("-") else NUMBER)
     if isinstance(value, np.generic):
         return _inline_array(np.asarray(value)), POSTFIX
+
     if isinstance(value, np.ndarray):
         arrays = arrays or ArrayNames()
         return arrays.source(value), POSTFIX
@@ -466,6 +468,7 @@ def literal_source(value, arrays=None) -> tuple:
         return f"np.{value.name}", POSTFIX
     if isinstance(value, type) and issubclass(value, np.generic):
         return f"np.{value.__name__}", POSTFIX
+
     if isinstance(value, slice):
         parts = [literal_source(part, arrays)[0] for part in (value.start, value.stop, value.step)]
         return f"slice({', '.join(parts)})", POSTFIX
@@ -545,7 +548,12 @@ def _render_node(node, rendered, arrays):
     if kind == "index":
         return f"{text(node.args[0], POSTFIX)}[{index_source(node.args[1].value, arrays)}]", POSTFIX
     arguments = [text(child) for child in (node.args[1:] if kind == "method" else node.args)]
-    arguments += [f"{key}={text(value)}" for key, value in node.kwargs]
+    for key, value in node.kwargs:
+        if key == "index" and value.kind == "literal":
+            # np.s_ turns bracket syntax into the index object: np.s_[1:, [0, 2]].
+            arguments.append(f"index=np.s_[{index_source(value.value, arrays)}]")
+        else:
+            arguments.append(f"{key}={text(value)}")
     if kind == "method":
         return f"{text(node.args[0], POSTFIX)}.{node.op}({', '.join(arguments)})", POSTFIX
     return f"{node.op}({', '.join(arguments)})", POSTFIX

@@ -2,8 +2,8 @@
 
 The generated code must give the engine's numbers, so every check compares
 with ``microad.grad`` at rtol 1e-12 in float64. Cases cover every primitive
-of ``rules.TABLE``, random graphs with fan-out, the notes' ReLU layer and a
-softmax layer.
+of ``rules.TABLE``, random graphs with fan-out, a ReLU layer with printed
+reference values (``notes_data``) and a softmax layer.
 """
 
 import numpy as np
@@ -66,7 +66,7 @@ def assert_matches_engine(loss, leaves, names=None):
         np.testing.assert_allclose(generated, engine_gradient, rtol=RTOL, atol=1e-300)
 
 
-def notes_relu(x_requires_grad=False):
+def relu_layer(x_requires_grad=False):
     x_raw, w, dl = vectorised()
     X = ma.Tensor(np.hstack([x_raw, np.ones((N, 1))]), requires_grad=x_requires_grad, name="X")
     W = ma.Tensor(w, requires_grad=True, name="W")
@@ -79,10 +79,10 @@ def by_target(derivation):
     return {step.target: step for step in derivation.steps}
 
 
-# -- the notes' ReLU layer ------------------------------------------------------
+# -- the ReLU layer ------------------------------------------------------------
 
 def test_relu_dlogits_equation():
-    X, W, logits, Y, dl = notes_relu()
+    X, W, logits, Y, dl = relu_layer()
     steps = by_target(ma.derive(Y, locals()))
     assert steps["dlogits"].expression == "dY * (logits > 0)"
     assert steps["dlogits"].reads == ("dY", "logits")
@@ -92,7 +92,7 @@ def test_relu_dlogits_equation():
 
 
 def test_relu_dw_equation():
-    X, W, logits, Y, dl = notes_relu()
+    X, W, logits, Y, dl = relu_layer()
     derivation = ma.derive(Y, locals())
     assert [str(step) for step in derivation.steps] == ["dlogits = dY * (logits > 0)",
                                                        "dW = X.T @ dlogits"]
@@ -102,21 +102,21 @@ def test_relu_dw_equation():
 
 
 def test_relu_dx_when_x_requires_grad():
-    X, W, logits, Y, dl = notes_relu(x_requires_grad=True)
+    X, W, logits, Y, dl = relu_layer(x_requires_grad=True)
     steps = by_target(ma.derive(Y, locals()))
     assert steps["dX"].expression == "dlogits @ W.T"
     assert steps["dW"].expression == "X.T @ dlogits"
 
 
-def test_relu_generated_dw_matches_notes():
-    X, W, logits, Y, dl = notes_relu()
+def test_relu_generated_dw_matches_printed():
+    X, W, logits, Y, dl = relu_layer()
     result = run_generated(ma.derive(Y, locals()), seed=dl)
-    # The notes divide by N after the product: dW = X.T @ dlogits / N.
+    # The printed dW is divided by N after the product: dW = X.T @ dlogits / N.
     np.testing.assert_allclose(result["dW"] / N, PRINTED_DW, atol=1e-8)
 
 
 def test_relu_generated_matches_engine():
-    X, W, logits, Y, dl = notes_relu(x_requires_grad=True)
+    X, W, logits, Y, dl = relu_layer(x_requires_grad=True)
     derivation = ma.derive(Y, locals(), gradient=dl)
     result = run_generated(derivation, seed=dl)
     dX, dW = ma.grad(Y, [X, W], dl)
@@ -126,7 +126,7 @@ def test_relu_generated_matches_engine():
 
 
 def test_relu_numpy_signature():
-    X, W, logits, Y, dl = notes_relu()
+    X, W, logits, Y, dl = relu_layer()
     source = ma.explain(Y, locals()).to_numpy()
     assert "def forward_backward(X, W, dY):" in source
     assert "    logits = X @ W\n" in source
@@ -135,7 +135,7 @@ def test_relu_numpy_signature():
 
 
 def test_scalar_loss_seeded_with_one():
-    X, W, logits, Y, dl = notes_relu()
+    X, W, logits, Y, dl = relu_layer()
     loss = np.sum(Y * dl) / N
     derivation = ma.derive(loss, locals())
     assert derivation.steps[0].target == "dloss"
@@ -146,7 +146,7 @@ def test_scalar_loss_seeded_with_one():
 
 
 def test_scalar_loss_scaling_step():
-    X, W, logits, Y, dl = notes_relu()
+    X, W, logits, Y, dl = relu_layer()
     loss = np.sum(Y * dl) / N
     steps = ma.derive(loss, locals()).steps
     assert steps[1].expression == "dloss / 5"
@@ -155,7 +155,7 @@ def test_scalar_loss_scaling_step():
 
 
 def test_scalar_loss_generated_matches_engine():
-    X, W, logits, Y, dl = notes_relu(x_requires_grad=True)
+    X, W, logits, Y, dl = relu_layer(x_requires_grad=True)
     loss = np.sum(Y * dl) / N
     assert_matches_engine(loss, [X, W], locals())
 
@@ -443,7 +443,7 @@ def test_random_graph_matches_engine(seed, program):
 # -- formats --------------------------------------------------------------------
 
 def test_text_format_lists_shapes():
-    X, W, logits, Y, dl = notes_relu()
+    X, W, logits, Y, dl = relu_layer()
     text = str(ma.explain(Y, locals()))
     lines = text.splitlines()
     assert lines[0] == "Backward pass of Y (5, 3), from the upstream gradient dY:"
@@ -453,7 +453,7 @@ def test_text_format_lists_shapes():
 
 
 def test_latex_format_uses_odot_and_mask():
-    X, W, logits, Y, dl = notes_relu()
+    X, W, logits, Y, dl = relu_layer()
     latex = ma.explain(Y, locals()).to_latex()
     assert r"d\mathit{logits} &= dY \odot \mathbb{1}[\mathit{logits} > 0]" in latex
     assert r"dW &= {X}^\top \, d\mathit{logits}" in latex
@@ -470,7 +470,7 @@ def test_latex_format_fraction_and_subscript():
 
 
 def test_markdown_format_table():
-    X, W, logits, Y, dl = notes_relu()
+    X, W, logits, Y, dl = relu_layer()
     markdown = ma.explain(Y, locals()).to_markdown()
     assert "| # | equation | shape | from |" in markdown
     assert "| 1 | `dlogits = dY * (logits > 0)` | (5, 3) | maximum |" in markdown
@@ -485,7 +485,7 @@ def test_markdown_clip_mask():
 
 
 def test_jupyter_reprs():
-    X, W, logits, Y, dl = notes_relu()
+    X, W, logits, Y, dl = relu_layer()
     explanation = ma.explain(Y, locals())
     assert explanation._repr_latex_().startswith("$$\\begin{aligned}")
     assert explanation._repr_latex_().endswith("\\end{aligned}$$")
@@ -494,14 +494,14 @@ def test_jupyter_reprs():
 
 
 def test_format_choice_sets_str():
-    X, W, logits, Y, dl = notes_relu()
+    X, W, logits, Y, dl = relu_layer()
     assert str(ma.explain(Y, locals(), format="markdown")).startswith("Backward pass")
     assert "|---|" in str(ma.explain(Y, locals(), format="markdown"))
     assert "def forward_backward" in str(ma.explain(Y, locals(), format="numpy"))
 
 
 def test_unknown_format_rejected():
-    X, W, logits, Y, dl = notes_relu()
+    X, W, logits, Y, dl = relu_layer()
     with pytest.raises(ma.MicroadError, match="unknown format 'html'"):
         ma.explain(Y, locals(), format="html")
 
@@ -515,7 +515,7 @@ def test_derive_rejects_constant_output():
 
 
 def test_derive_rejects_wrong_gradient_shape():
-    X, W, logits, Y, dl = notes_relu()
+    X, W, logits, Y, dl = relu_layer()
     with pytest.raises(ma.ShapeError, match=r"has shape \(3,\), but the output has shape \(5, 3\)"):
         ma.derive(Y, gradient=np.ones(3))
 
