@@ -1,6 +1,7 @@
 """Tests of the digits training demo: data, gradient check, accuracy, plot and missing extra."""
 
 import io
+import re
 import sys
 
 import numpy as np
@@ -126,6 +127,17 @@ def test_run_writes_report(tmp_path, capsys):
     assert "4 manual gradient(s) checked, all agree" in report
     assert "test accuracy after 30 epochs" in report
     assert "training:" in capsys.readouterr().err
+
+
+def test_cli_demo_train(tmp_path, capsys):
+    code = cli.main(["demo", "train", "--output", str(tmp_path / "cli")])
+    output = capsys.readouterr().out
+    assert code == 0
+    assert (tmp_path / "cli" / "training.png").is_file()
+    assert "Gradients of loss: 4 manual gradient(s) checked, all agree" in output
+    accuracy = re.search(r"test accuracy after 30 epochs: ([0-9.]+)", output)
+    assert accuracy is not None
+    assert float(accuracy.group(1)) >= train.TARGET_ACCURACY
 
 
 def test_output_folder_is_file(tmp_path):
