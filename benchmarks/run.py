@@ -129,14 +129,19 @@ def time_interleaved(runners, repeats, minimum_seconds):
     return samples
 
 
-def peak_memory(step):
-    """Return the peak bytes that tracemalloc sees during one call, above the start."""
+def peak_memory(builder, inputs):
+    """Return the peak bytes that tracemalloc sees during one step, above the start.
+
+    The runner is built afresh, so that no gradient from an earlier step is
+    held at the start and freed during the step, which would hide its size.
+    """
+    runner = builder(inputs)
     gc.collect()
     tracemalloc.start()
     try:
         baseline = tracemalloc.get_traced_memory()[0]
         tracemalloc.reset_peak()
-        result = step()
+        result = runner.step()
         peak = tracemalloc.get_traced_memory()[1]
         del result
     finally:
@@ -193,8 +198,9 @@ def run_workload(workload, engines, settings, results, failures, measure_memory)
         results.append(row)
 
     if measure_memory and workload.name == MEMORY_CASE:
-        peaks = {engine: peak_memory(runners[engine].step)
-                 for engine in MEMORY_ENGINES if engine in runners}
+        runners.clear()  # free the timed runners' arrays before measuring
+        peaks = {engine: peak_memory(workload.builders[engine], inputs)
+                 for engine in MEMORY_ENGINES if engine in samples}
         for row in results:
             if row["case"] == workload.name and row["engine"] in peaks:
                 row["peak_bytes"] = peaks[row["engine"]]
