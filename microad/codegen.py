@@ -60,12 +60,12 @@ def function_source(derivation: Derivation, *, name, parameters, gradients, retu
     for helper in sorted(d.helpers):
         lines += [HELPER_SOURCES[helper], ""]
     lines.append(f"def {name}({', '.join(parameters)}):")
-    lines.append("    # Forward pass")
-    backward_started = False
+    section = None
     for step in steps:
-        if step.target not in forward_targets and not backward_started:
-            lines.append("    # Backward pass")
-            backward_started = True
+        step_section = "Forward pass" if step.target in forward_targets else "Backward pass"
+        if step_section != section:
+            lines.append(f"    # {step_section}")
+            section = step_section
         lines.append(f"    {step.target} = {step.expression}")
     for gradient, tensor in d.gradients:
         if gradient in gradients and gradient not in defined:
@@ -202,14 +202,14 @@ class CompiledFunction:
         logger.debug("traced %s for %s:\n%s", getattr(self.function, "__name__", "function"),
                      key, source)
         namespace = {"np": np, **constants}
-        exec(compile_source(source), namespace)  # noqa: S102 - source generated above
+        exec(_compile_source(source), namespace)  # noqa: S102 - source generated above
         replay = namespace["forward_backward"]
         self._cache[key] = replay
         self._sources[key] = source
         return replay
 
 
-def compile_source(source: str):
+def _compile_source(source: str):
     """Compile generated source with a file name that tracebacks show."""
     import builtins
     return builtins.compile(source, "<microad.compile>", "exec")

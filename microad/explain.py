@@ -52,7 +52,8 @@ class Step:
     gradient (in the backward pass) ``target`` is, or None for a temporary.
     ``primitive`` is the name of the primitive whose forward or VJP rule the
     step runs, or ``"seed"``, ``"unbroadcast"`` or ``"accumulate"`` for the
-    engine's own steps.
+    engine's own steps. ``tree`` is the expression as a
+    :class:`~microad.symbolic.Symbol` tree, which the LaTeX writer reads.
     """
 
     target: str
@@ -630,7 +631,9 @@ class Explanation:
         shape = _shape_text(tuple(d.output.shape))
         if d.seed_is_input:
             return f"Backward pass of {d.output_name} {shape}, from the upstream gradient {d.seed}:"
-        return f"Backward pass of {d.output_name} ({shape}), seeded with {d.seed} = 1:"
+        if shape == "scalar":
+            shape = "(scalar)"
+        return f"Backward pass of {d.output_name} {shape}, seeded with {d.seed} = 1:"
 
     def to_text(self) -> str:
         """Return the steps as aligned ``target = expression   # shape`` lines."""
