@@ -56,7 +56,8 @@ def by_hand(Xraw, W, dL):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--number", type=int, default=20000, help="calls per timing (default: 20000)")
+    parser.add_argument("--number", type=int, default=20000,
+                        help="calls per timing (default: 20000)")
     parser.add_argument("--repeat", type=int, default=7, help="timings per version (default: 7)")
     args = parser.parse_args(argv)
 

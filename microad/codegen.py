@@ -32,16 +32,16 @@ def scatter_add(g, shape, index):
 }
 
 
-def _live_steps(derivation: Derivation, wanted) -> list:
-    """Return the forward and backward steps that the names in ``wanted`` depend on, in order."""
-    needed = set(wanted)
-    kept = []
+def _live_steps(derivation: Derivation, requested) -> list:
+    """Return the forward and backward steps that the names in ``requested`` depend on, in order."""
+    needed = set(requested)
+    live = []
     for step in reversed(derivation.forward + derivation.steps):
         if step.target in needed:
-            kept.append(step)
+            live.append(step)
             needed.update(step.reads)
-    kept.reverse()
-    return kept
+    live.reverse()
+    return live
 
 
 def function_source(derivation: Derivation, *, name, parameters, gradients, returns) -> str:
@@ -52,8 +52,8 @@ def function_source(derivation: Derivation, *, name, parameters, gradients, retu
     """
     d = derivation
     defined = {step.target for step in d.forward + d.steps}
-    wanted = [d.output_name] + list(gradients)
-    steps = _live_steps(d, wanted)
+    requested = [d.output_name] + list(gradients)
+    steps = _live_steps(d, requested)
     forward_targets = {step.target for step in d.forward}
 
     lines = []
@@ -77,7 +77,7 @@ def function_source(derivation: Derivation, *, name, parameters, gradients, retu
 
 
 def numpy_source(derivation: Derivation) -> str:
-    """Return a runnable module with ``forward_backward``: the forward pass and the leaves' gradients.
+    """Return a runnable module whose ``forward_backward`` computes the output and gradients.
 
     Its arguments are the graph's leaves and constant arrays, in graph order,
     and the upstream gradient for an output of more than one element. It
@@ -174,17 +174,17 @@ class CompiledFunction:
     def _trace(self, arrays, key):
         names = _parameter_names(self.function, len(arrays))
         if self.wrt is None:
-            wanted = [name for name, a in zip(names, arrays) if a.dtype.kind == "f"]
+            requested = [name for name, a in zip(names, arrays) if a.dtype.kind == "f"]
         else:
-            wanted = list(self.wrt)
-        unknown = [name for name in wanted if name not in names]
+            requested = list(self.wrt)
+        unknown = [name for name in requested if name not in names]
         if unknown:
             raise MicroadError(f"compile(): wrt names {unknown} are not parameters of "
                                f"{getattr(self.function, '__name__', 'the function')}, whose "
                                f"parameters are {names}")
         # Every floating-point argument requires grad while tracing, so that
         # every op on it is recorded and no value computed from it is baked
-        # into the code. Gradients are returned only for `wanted`.
+        # into the code. Gradients are returned only for `requested`.
         tensors = [Tensor(a, requires_grad=a.dtype.kind == "f", name=name)
                    for a, name in zip(arrays, names)]
         root = self.function(*tensors)
@@ -198,7 +198,7 @@ class CompiledFunction:
                              "needs a scalar loss. Reduce it first, for example with .sum()")
 
         derivation = derive(root, dict(zip(names, tensors)))
-        source, constants = _compiled_source(derivation, tensors, names, wanted)
+        source, constants = _compiled_source(derivation, tensors, names, requested)
         logger.debug("traced %s for %s:\n%s", getattr(self.function, "__name__", "function"),
                      key, source)
         namespace = {"np": np, **constants}
@@ -215,7 +215,7 @@ def _compile_source(source: str):
     return builtins.compile(source, "<microad.compile>", "exec")
 
 
-def _compiled_source(derivation, tensors, names, wanted):
+def _compiled_source(derivation, tensors, names, requested):
     """Return the source of the replay function and the constants that it reads."""
     d = derivation
     label_of = {id(tensor): label for label, tensor in d.inputs}
@@ -239,7 +239,7 @@ def _compiled_source(derivation, tensors, names, wanted):
     returned = []
     gradients = []
     for name, tensor in zip(names, tensors):
-        if name not in wanted:
+        if name not in requested:
             continue
         gradient = gradient_of.get(id(tensor))
         if gradient is None:

@@ -189,17 +189,18 @@ def _drop_broadcasts(node):
 def _tidy_keywords(node):
     """Leave out keywords equal to NumPy's defaults, and write ``axis=(1,)`` as ``axis=1``."""
     defaults = _DEFAULT_KEYWORDS.get(node.op.removeprefix("np."), {})
-    kept = []
+    remaining = []
     for key, value in node.kwargs:
         literal = value.value if value.kind == "literal" else value
         if key in defaults and type(literal) is type(defaults[key]) and literal == defaults[key]:
             continue
         if key == "axis" and isinstance(literal, tuple) and len(literal) == 1:
             value = lift(literal[0])
-        kept.append((key, value))
-    if len(kept) == len(node.kwargs) and all(a[1] is b[1] for a, b in zip(kept, node.kwargs)):
+        remaining.append((key, value))
+    unchanged = all(new is old for (_, new), (_, old) in zip(remaining, node.kwargs))
+    if len(remaining) == len(node.kwargs) and unchanged:
         return node
-    return Symbol(node.kind, node.op, node.args, tuple(kept), node.value, node.definition)
+    return Symbol(node.kind, node.op, node.args, tuple(remaining), node.value, node.definition)
 
 
 def simplify(root):
@@ -558,14 +559,18 @@ class _LatexWriter:
         if kind == "attr":
             return f"{{{text(node.args[0], _ATOM)}}}^\\top", _ATOM
         if kind == "index":
-            return f"{text(node.args[0], _ATOM)}[{self.code(index_source(node.args[1].value, self.arrays))}]", _ATOM
+            index = self.code(index_source(node.args[1].value, self.arrays))
+            return f"{text(node.args[0], _ATOM)}[{index}]", _ATOM
         if kind == "call" and op == "np.sqrt":
             return rf"\sqrt{{{text(node.args[0])}}}", _ATOM
         arguments = [text(child) for child in (node.args[1:] if kind == "method" else node.args)]
-        arguments += [rf"\mathrm{{{_latex_escape(key)}}}{{=}}{text(value)}" for key, value in node.kwargs]
+        for key, value in node.kwargs:
+            arguments.append(rf"\mathrm{{{_latex_escape(key)}}}{{=}}{text(value)}")
         if kind == "method":
             arguments.insert(0, text(node.args[0]))
-        function = _LATEX_FUNCTIONS.get(op) or rf"\operatorname{{{_latex_escape(op.removeprefix('np.'))}}}"
+        function = _LATEX_FUNCTIONS.get(op)
+        if function is None:
+            function = rf"\operatorname{{{_latex_escape(op.removeprefix('np.'))}}}"
         return rf"{function}\left({', '.join(arguments)}\right)", _ATOM
 
     def _literal(self, value):
@@ -650,13 +655,15 @@ class Explanation:
         lines = [self._heading(), "", "| # | equation | shape | from |", "|---|---|---|---|"]
         for number, step in enumerate(self.steps, start=1):
             equation = str(step).replace("|", r"\|")
-            lines.append(f"| {number} | `{equation}` | {_shape_text(step.shape)} | {step.primitive} |")
+            shape = _shape_text(step.shape)
+            lines.append(f"| {number} | `{equation}` | {shape} | {step.primitive} |")
         return "\n".join(lines) + "\n"
 
     def to_latex(self) -> str:
         """Return the steps as a LaTeX ``aligned`` block, without the ``$$`` delimiters."""
         d = self.derivation
-        writer = _LatexWriter(d._gradient_labels, ArrayNames(dict((id(a), n) for n, a in d.constants)))
+        arrays = ArrayNames({id(array): name for name, array in d.constants})
+        writer = _LatexWriter(d._gradient_labels, arrays)
         rows = []
         for step in self.steps:
             shape = r"\quad " + r"\text{" + _shape_text(step.shape) + "}"
@@ -664,7 +671,7 @@ class Explanation:
         return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
 
     def to_numpy(self) -> str:
-        """Return a runnable NumPy function ``forward_backward`` (see :func:`microad.codegen.numpy_source`)."""
+        """Return a runnable NumPy module, as :func:`microad.codegen.numpy_source` writes it."""
         from .codegen import numpy_source
         return numpy_source(self.derivation)
 

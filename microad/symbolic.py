@@ -238,9 +238,11 @@ class Symbol:
 
     def __microad_function__(self, primitive, args, params):
         if primitive.name in HELPER_PRIMITIVES:
-            value = primitive.forward(*values_of(args), **{k: values_of(v) for k, v in params.items()})
-            lifted_kwargs = tuple((k, lift(v)) for k, v in params.items())
-            return Symbol("call", primitive.name, tuple(lift(a) for a in args), lifted_kwargs, value)
+            values = {key: values_of(param) for key, param in params.items()}
+            value = primitive.forward(*values_of(args), **values)
+            lifted_args = tuple(lift(a) for a in args)
+            lifted_kwargs = tuple((key, lift(param)) for key, param in params.items())
+            return Symbol("call", primitive.name, lifted_args, lifted_kwargs, value)
         # Other helpers (unbroadcast_to) are plain NumPy: trace their forward.
         return primitive.forward(*args, **params)
 
@@ -451,7 +453,9 @@ def _inline_array(array) -> str:
 def literal_source(value, arrays=None) -> tuple:
     """Return ``(source, precedence)`` of a literal value."""
     if isinstance(value, (bool, np.bool_)) and not isinstance(value, np.ndarray):
-        return (repr(bool(value)) if isinstance(value, bool) else f"np.bool_({bool(value)})"), POSTFIX
+        if isinstance(value, bool):
+            return repr(value), POSTFIX
+        return f"np.bool_({bool(value)})", POSTFIX
 
     if isinstance(value, int):
         return repr(value), (UNARY if value < 0 else NUMBER)
