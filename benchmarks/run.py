@@ -12,6 +12,12 @@ fails, so a smoke run in CI catches a wrong gradient. Times are medians over
 interleaved repeats: each repeat times every engine once, so that drift in
 the machine's load affects all engines alike. Ratios divide by the NumPy
 median of the same run.
+
+Engine rows: "microad" records the graph and calls backward() with its
+defaults, except in the MLP step, which passes keep_intermediate_grads=False;
+"microad lean" is the ReLU layer with keep_intermediate_grads=False; "microad
+compiled" replays the code that microad.compile generates. The other rows are
+HIPS autograd, MyGrad and PyTorch on the CPU, when they are installed.
 """
 
 from __future__ import annotations
@@ -51,11 +57,11 @@ TARGETS = {
 }
 MEMORY_TARGET = 1.15
 MEMORY_CASE = "relu-large"
-# Engines whose arrays are NumPy arrays, so tracemalloc sees their allocations.
+# Engines whose arrays are NumPy arrays, so tracemalloc counts their allocations.
 MEMORY_ENGINES = ("numpy", "microad", "microad lean", "autograd", "mygrad")
 
 # (repeats, minimum seconds per repeat). A repeat loops the call enough times
-# to last the minimum, as timeit does; the large case runs once per repeat.
+# to last the minimum, as timeit does. The large case runs once per repeat.
 FULL_SETTINGS = {"relu-large": (7, 0.0), "default": (15, 0.2)}
 SMOKE_SETTINGS = {"default": (3, 0.005)}
 
@@ -120,7 +126,9 @@ def time_once(step, number):
 
 def time_interleaved(runners, repeats, minimum_seconds):
     """Return ``{engine: [seconds per call, ...]}``, one entry per repeat and engine."""
-    numbers = {engine: calibrate(runner.step, minimum_seconds) for engine, runner in runners.items()}
+    numbers = {}
+    for engine, runner in runners.items():
+        numbers[engine] = calibrate(runner.step, minimum_seconds)
     samples = {engine: [] for engine in runners}
     for _ in range(repeats):
         for engine, runner in runners.items():
@@ -130,7 +138,7 @@ def time_interleaved(runners, repeats, minimum_seconds):
 
 
 def peak_memory(builder, inputs):
-    """Return the peak bytes that tracemalloc sees during one step, above the start.
+    """Return the peak bytes that tracemalloc counts during one step, above the start.
 
     The runner is built afresh, so that no gradient from an earlier step is
     held at the start and freed during the step, which would hide its size.
@@ -292,7 +300,7 @@ def parse_arguments(argv):
         description="Time microad's forward and backward passes against hand-written NumPy, "
                     "after checking every engine's gradients against the hand-derived ones.")
     parser.add_argument("--smoke", action="store_true",
-                        help="small sizes and 3 short repeats; finishes in seconds")
+                        help="use small sizes and 3 short repeats, which finish in seconds")
     parser.add_argument("--only", metavar="NAME",
                         help="run one case (relu-tiny, relu-medium, relu-large, chain, mlp, "
                              "memory) or one engine (always timed beside numpy)")

@@ -23,7 +23,7 @@ import microad as ma
 
 @dataclass
 class Runner:
-    """What the timing loop needs from one engine on one workload."""
+    """The timed step and the gradient readout of one engine on one workload."""
 
     step: Callable[[], object]
     gradients: Callable[[], dict]
@@ -114,11 +114,12 @@ def relu_microad(inputs, *, keep_intermediate_grads=True):
 
 
 def relu_microad_lean(inputs):
+    """Run the ReLU layer with backward(keep_intermediate_grads=False): only leaves get .grad."""
     return relu_microad(inputs, keep_intermediate_grads=False)
 
 
 def relu_loss(xraw, w, ones, dl):
-    """The ReLU layer's loss in NumPy style, for engines that trace a function."""
+    """Return the ReLU layer's loss, written in NumPy style for microad.compile to trace."""
     x = np.hstack([xraw, ones])
     logits = x @ w
     y = np.maximum(logits, 0)
@@ -423,7 +424,7 @@ def mlp_microad(inputs):
 
 
 def mlp_loss(x, w1, b1, w2, b2, labels):
-    """The MLP's loss in NumPy style, for microad.compile."""
+    """Return the MLP's mean cross-entropy, written in NumPy style for microad.compile to trace."""
     h = np.maximum(x @ w1 + b1, 0)
     logits = h @ w2 + b2
     return ma.cross_entropy(logits, labels)
@@ -555,7 +556,7 @@ def make_workloads(smoke=False):
         builders = _builders(relu_numpy, relu_microad, relu_autograd, relu_mygrad, relu_torch)
         if label == "tiny" and hasattr(ma, "compile"):
             builders["microad compiled"] = relu_microad_compiled
-        if label == "large":
+        if label in ("medium", "large"):
             builders["microad lean"] = relu_microad_lean
         workloads.append(Workload(
             name=f"relu-{label}",

@@ -47,7 +47,8 @@ def test_smoke_exit_status(smoke_run):
 
 
 def test_smoke_checks_all_pass(smoke_run):
-    summary = [line for line in smoke_run.stdout.splitlines() if line.startswith("gradient checks:")]
+    lines = smoke_run.stdout.splitlines()
+    summary = [line for line in lines if line.startswith("gradient checks:")]
     assert len(summary) == 1, smoke_run.stdout
     assert summary[0].endswith(" 0 failed"), summary[0]
     passed = int(summary[0].split()[2])
