@@ -47,7 +47,7 @@ def _seed(root, gradient):
                 f"y.backward(dY) with dY of shape {root.shape}, or reduce first: y.sum().backward()")
         return np.ones(root.shape, dtype=root.dtype)
 
-    seed = getattr(gradient, "data", gradient)
+    seed = gradient.data if hasattr(gradient, "_node") else gradient
     seed = np.asarray(seed)
     if seed.dtype.kind not in "biuf":
         raise DTypeError(f"backward(): the gradient for {_label(root)} has dtype {seed.dtype}; "
@@ -101,7 +101,7 @@ def _check_versions(tensor, node):
 
 
 def _statistics(value) -> str:
-    data = np.asarray(getattr(value, "data", value), dtype=np.float64)
+    data = np.asarray(value.data if hasattr(value, "_node") else value, dtype=np.float64)
     if data.size == 0:
         return "empty"
     finite = data[np.isfinite(data)]
@@ -114,7 +114,7 @@ def _statistics(value) -> str:
 
 def _check_finite(grad, node, argnum, args):
     """Under detect_anomaly(): raise if a backward step produced NaN or inf."""
-    values = np.asarray(getattr(grad, "data", grad))
+    values = np.asarray(grad.data if hasattr(grad, "_node") else grad)
     if np.isfinite(values).all():
         return
     kind = "NaN" if np.isnan(values).any() else "inf"

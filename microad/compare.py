@@ -303,7 +303,7 @@ def _json_safe(value):
 # ---------------------------------------------------------------------------
 
 def _as_array(key, value) -> np.ndarray:
-    array = np.asarray(getattr(value, "data", value))
+    array = np.asarray(value.data if hasattr(value, "_node") else value)
     if array.dtype.kind not in "biuf":
         raise ManualGradientError(f"manual gradient {key!r} has dtype {array.dtype}; pass a "
                                   "real NumPy array such as np.asarray(value, dtype=float)")

@@ -227,7 +227,7 @@ def _gradient_array(tensor):
     grad = tensor.grad
     if grad is None:
         return None
-    array = np.asarray(getattr(grad, "data", grad))
+    array = np.asarray(grad.data if hasattr(grad, "_node") else grad)
     return array if array.shape == tensor.shape else None
 
 

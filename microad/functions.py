@@ -122,7 +122,7 @@ def where(condition, x=None, y=None):
     if x is None or y is None:
         raise UnsupportedError("where(condition) with one argument returns indices, which have "
                                "no gradient; call np.nonzero(condition.data) instead")
-    condition = np.asarray(getattr(condition, "data", condition), dtype=bool)
+    condition = np.asarray(condition.data if isinstance(condition, Tensor) else condition, dtype=bool)
     if not isinstance(x, Tensor) and not isinstance(y, Tensor):
         x = Tensor(x)
     return apply(rules.where, (condition, x, y))
@@ -223,7 +223,7 @@ def cross_entropy(logits, labels):
     0.6931
     """
     logits = as_tensor(logits)
-    labels = np.asarray(getattr(labels, "data", labels))
+    labels = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
     if logits.ndim != 2:
         raise ShapeError(f"cross_entropy({describe([logits])}): logits must be 2-D, (N, C); "
                          "reshape them to (N, C) first")

@@ -356,7 +356,7 @@ def _prepare_inputs(inputs):
     arrays = []
     labels = []
     for position, value in enumerate(values):
-        array = np.asarray(getattr(value, "data", value))
+        array = np.asarray(value.data if hasattr(value, "_node") else value)
         if array.dtype.kind not in "biuf":
             label = names[position] if names else f"inputs[{position}]"
             raise MicroadError(f"gradcheck: input {label} has dtype {array.dtype}; pass real "

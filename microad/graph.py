@@ -59,9 +59,8 @@ def label_tensors(order, names=None, prefix="t"):
             if not isinstance(key, str) or key.startswith("_"):
                 continue
             by_identity.setdefault(id(value), key)
-            data = getattr(value, "data", None)
-            if data is not None and not callable(data):
-                by_identity.setdefault(id(data), key)
+            if _is_tensor(value):
+                by_identity.setdefault(id(value.data), key)
 
     labels = {}
     taken = set()

@@ -90,7 +90,7 @@ class Optimizer:
         grad = param.grad
         if grad is None:
             return None
-        grad = np.asarray(getattr(grad, "data", grad))
+        grad = np.asarray(grad.data if hasattr(grad, "_node") else grad)
         if weight_decay:
             grad = grad + weight_decay * param.data
         return grad
