@@ -264,7 +264,7 @@ def test_softmax_numpy_has_helper():
     X, W, y, logits, loss = softmax_layer()
     source = ma.explain(loss, locals(), format="numpy")
     assert str(source).startswith("import numpy as np\n\n\ndef scatter_add(g, shape, index):")
-    assert "def forward_backward(X, W):" in str(source)
+    assert "def forward_backward(X, W, y):" in str(source)
 
 
 # -- every primitive of the table -------------------------------------------------
