@@ -24,7 +24,7 @@ import numpy as np
 from . import rules
 from .errors import (AnomalyError, BackwardError, DTypeError, MicroadError, MutationError,
                      ShapeError)
-from .graph import topological_order
+from .graph import is_tensor, topological_order
 from .mode import enable_grad, grad_mode
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -47,7 +47,7 @@ def _seed(root, gradient):
                 f"y.backward(dY) with dY of shape {root.shape}, or reduce first: y.sum().backward()")
         return np.ones(root.shape, dtype=root.dtype)
 
-    seed = gradient.data if hasattr(gradient, "_node") else gradient
+    seed = gradient.data if is_tensor(gradient) else gradient
     seed = np.asarray(seed)
     if seed.dtype.kind not in "biuf":
         raise DTypeError(f"backward(): the gradient for {_label(root)} has dtype {seed.dtype}; "
@@ -69,7 +69,7 @@ def _check_root(root):
 
 def _fit(grad, operand, primitive, argnum):
     """Un-broadcast a rule's result to the operand's shape and dtype."""
-    if type(grad) is not np.ndarray and not hasattr(grad, "_node"):
+    if type(grad) is not np.ndarray and not is_tensor(grad):
         grad = np.asarray(grad)  # NumPy returns scalars, not 0-d arrays, from 0-d math
     shape = operand.shape
     if grad.shape != shape:
@@ -101,7 +101,7 @@ def _check_versions(tensor, node):
 
 
 def _statistics(value) -> str:
-    data = np.asarray(value.data if hasattr(value, "_node") else value, dtype=np.float64)
+    data = np.asarray(value.data if is_tensor(value) else value, dtype=np.float64)
     if data.size == 0:
         return "empty"
     finite = data[np.isfinite(data)]
@@ -114,7 +114,7 @@ def _statistics(value) -> str:
 
 def _check_finite(grad, node, argnum, args):
     """Under detect_anomaly(): raise if a backward step produced NaN or inf."""
-    values = np.asarray(grad.data if hasattr(grad, "_node") else grad)
+    values = np.asarray(grad.data if is_tensor(grad) else grad)
     if np.isfinite(values).all():
         return
     kind = "NaN" if np.isnan(values).any() else "inf"

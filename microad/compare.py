@@ -36,7 +36,7 @@ import numpy as np
 from . import backprop
 from .errors import MicroadError
 from .gradcheck import GRADCHECK_TOLERANCES, NumericalGradient
-from .graph import label_tensors, topological_order
+from .graph import is_tensor, label_tensors, topological_order
 
 logger = logging.getLogger(__name__)
 
@@ -303,7 +303,7 @@ def _json_safe(value):
 # ---------------------------------------------------------------------------
 
 def _as_array(key, value) -> np.ndarray:
-    array = np.asarray(value.data if hasattr(value, "_node") else value)
+    array = np.asarray(value.data if is_tensor(value) else value)
     if array.dtype.kind not in "biuf":
         raise ManualGradientError(f"manual gradient {key!r} has dtype {array.dtype}; pass a "
                                   "real NumPy array such as np.asarray(value, dtype=float)")
@@ -339,9 +339,6 @@ def _resolve(key, by_label, available, repeated):
 # ---------------------------------------------------------------------------
 # Backward walks
 # ---------------------------------------------------------------------------
-
-def _is_tensor(value) -> bool:
-    return hasattr(value, "_node")
 
 
 def _relu_operand(tensor):
@@ -385,7 +382,7 @@ def _variant_walk(root, seed, *, unmasked=None, substitute=None):
             continue
 
         primitive = node.primitive
-        args = [x.data if _is_tensor(x) else x for x in node.inputs]
+        args = [x.data if is_tensor(x) else x for x in node.inputs]
         for argnum, operand in enumerate(node.inputs):
             if not getattr(operand, "requires_grad", False):
                 continue
@@ -586,7 +583,7 @@ class _Diagnoser:
             a, b = node.inputs
             if tensor is not a and tensor is not b:
                 continue
-            if not (_is_tensor(a) and _is_tensor(b)) or a.ndim != 2 or b.ndim != 2:
+            if not (is_tensor(a) and is_tensor(b)) or a.ndim != 2 or b.ndim != 2:
                 continue
             upstream = self.engine.get(id(product))
             if upstream is None:

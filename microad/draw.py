@@ -36,7 +36,7 @@ import graphviz
 import numpy as np
 
 from .errors import MicroadError
-from .graph import label_tensors, topological_order
+from .graph import is_tensor, label_tensors, topological_order
 
 logger = logging.getLogger(__name__)
 
@@ -227,7 +227,7 @@ def _gradient_array(tensor):
     grad = tensor.grad
     if grad is None:
         return None
-    array = np.asarray(grad.data if hasattr(grad, "_node") else grad)
+    array = np.asarray(grad.data if is_tensor(grad) else grad)
     return array if array.shape == tensor.shape else None
 
 
@@ -252,7 +252,7 @@ def _masked(tensor, gradient, consumers):
 # ---------------------------------------------------------------------------
 
 def _check_arguments(y, view, precision, max_nodes, group_by, max_elements):
-    if not hasattr(y, "_node") or not hasattr(y, "data"):
+    if not is_tensor(y) or not hasattr(y, "data"):
         raise DrawError(f"draw() needs a microad Tensor as the output, not a {type(y).__name__}; "
                         "build the graph from Tensors, for example Tensor(W, requires_grad=True)")
     if view not in VIEWS:
@@ -273,10 +273,6 @@ def _check_arguments(y, view, precision, max_nodes, group_by, max_elements):
                         "0 or more (0 shows summary statistics only)")
 
 
-def _is_tensor(value) -> bool:
-    return hasattr(value, "_node")
-
-
 def _nearest_tensors(root, max_nodes):
     """Return the ids of the ``max_nodes`` tensors fewest ops away from ``root``, breadth first."""
     kept = {id(root)}
@@ -286,7 +282,7 @@ def _nearest_tensors(root, max_nodes):
         for operand in tensor.inputs:
             if len(kept) >= max_nodes:
                 break
-            if _is_tensor(operand) and id(operand) not in kept:
+            if is_tensor(operand) and id(operand) not in kept:
                 kept.add(id(operand))
                 queue.append(operand)
     return kept
@@ -297,7 +293,7 @@ def _consumers(order):
     result = {}
     for tensor in order:
         for operand in tensor.inputs:
-            if _is_tensor(operand):
+            if is_tensor(operand):
                 result.setdefault(id(operand), []).append(tensor)
     return result
 
@@ -396,7 +392,7 @@ def _op_label(tensor, labels):
     node = tensor._node
     operands = []
     for operand in node.inputs:
-        if _is_tensor(operand):
+        if is_tensor(operand):
             operands.append(labels[id(operand)])
         else:
             operands.append(format_number(operand, 6))
@@ -435,7 +431,7 @@ def _draw_forward(diagram, layout, root, order, labels, ids, shown, options):
         diagram.edge(op_id, node_id)
         hides_input = False
         for operand in tensor.inputs:
-            if not _is_tensor(operand):
+            if not is_tensor(operand):
                 continue
             if id(operand) in shown:
                 diagram.edge(ids[id(operand)], op_id)

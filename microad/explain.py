@@ -25,7 +25,7 @@ import numpy as np
 
 from . import rules
 from .errors import BackwardError, MicroadError, ShapeError
-from .graph import label_tensors, topological_order
+from .graph import is_tensor, label_tensors, topological_order
 from .symbolic import (HELPER_PRIMITIVES, OPERATOR_FUNCTIONS, ArrayNames, Symbol, children,
                        identifier, index_source, lift, literal_source, names_read, postorder,
                        python_source, rebuild)
@@ -326,7 +326,7 @@ class _Deriver:
             if node is None:
                 inputs.append((label, tensor))
                 continue
-            args = [self.symbols[id(x)] if hasattr(x, "_node") else x for x in node.inputs]
+            args = [self.symbols[id(x)] if is_tensor(x) else x for x in node.inputs]
             primitive = node.primitive
             if primitive.name in HELPER_PRIMITIVES:
                 tree = Symbol.__microad_function__(args[0], primitive, args, node.params)
@@ -387,7 +387,7 @@ class _Deriver:
         node = tensor._node
         primitive = node.primitive
         out = self.symbols[id(tensor)]
-        args = [self.symbols[id(x)] if hasattr(x, "_node") else x for x in node.inputs]
+        args = [self.symbols[id(x)] if is_tensor(x) else x for x in node.inputs]
         if primitive.variadic:
             grad = primitive.vjps[0](g, out, *args, argnum=argnum, **node.params)
         else:
@@ -448,7 +448,7 @@ def derive(root, names=None, *, gradient=None) -> Derivation:
     dlogits = dY * (logits > 0) (5, 3)
     dW = X.T @ dlogits (5, 3)
     """
-    if not hasattr(root, "_node"):
+    if not is_tensor(root):
         raise MicroadError(f"derive() needs a microad Tensor, got {type(root).__name__}. Build "
                            "the output from Tensors so that microad records the graph")
     if not root.requires_grad:
@@ -648,7 +648,7 @@ class Explanation:
         column = min(max((len(line) for line in body), default=0), 72)
         for line, step in zip(body, self.steps):
             lines.append(f"{line:<{column}}  # {_shape_text(step.shape)}")
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines)
 
     def to_markdown(self) -> str:
         """Return the steps as a Markdown table: equation, shape and the rule it comes from."""
@@ -700,7 +700,6 @@ def explain(y, names=None, *, format="text", gradient=None) -> Explanation:
     Backward pass of Y (5, 3), from the upstream gradient dY:
       dlogits = dY * (logits > 0)  # (5, 3)
       dW      = X.T @ dlogits      # (5, 3)
-    <BLANKLINE>
     """
     return Explanation(derive(y, names, gradient=gradient), format)
 

@@ -28,7 +28,7 @@ import numpy as np
 from . import rules
 from .backprop import grad as _engine_grad
 from .errors import MicroadError
-from .graph import topological_order
+from .graph import is_tensor, topological_order
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +56,6 @@ class GradcheckError(MicroadError, AssertionError):
 # ---------------------------------------------------------------------------
 # Replaying a recorded graph
 # ---------------------------------------------------------------------------
-
-def _is_tensor(value) -> bool:
-    return hasattr(value, "_node")
 
 
 def _as_dtype(array, dtype):
@@ -141,7 +138,7 @@ class Replay:
             node = tensor._node
             if key in self.targets or node is None:
                 continue
-            if any(_is_tensor(x) and id(x) in downstream for x in node.inputs):
+            if any(is_tensor(x) and id(x) in downstream for x in node.inputs):
                 downstream.add(key)
                 self.steps.append(tensor)
 
@@ -155,7 +152,7 @@ class Replay:
         for tensor in self.steps:
             node = tensor._node
             primitive = node.primitive
-            args = [values[id(x)] if _is_tensor(x) else x for x in node.inputs]
+            args = [values[id(x)] if is_tensor(x) else x for x in node.inputs]
             params = node.params
             if primitive is rules.astype and self.dtype is not None:
                 params = {**params, "dtype": self.dtype}
@@ -356,7 +353,7 @@ def _prepare_inputs(inputs):
     arrays = []
     labels = []
     for position, value in enumerate(values):
-        array = np.asarray(value.data if hasattr(value, "_node") else value)
+        array = np.asarray(value.data if is_tensor(value) else value)
         if array.dtype.kind not in "biuf":
             label = names[position] if names else f"inputs[{position}]"
             raise MicroadError(f"gradcheck: input {label} has dtype {array.dtype}; pass real "

@@ -8,8 +8,9 @@ and never import the Tensor class.
 from __future__ import annotations
 
 
-def _is_tensor(value) -> bool:
-    return hasattr(value, "_node")
+def is_tensor(value) -> bool:
+    """Tell whether ``value`` is a microad Tensor, without importing the Tensor class."""
+    return getattr(type(value), "_is_microad_tensor", False)
 
 
 def topological_order(root, *, grad_only=True):
@@ -37,7 +38,7 @@ def topological_order(root, *, grad_only=True):
         if node is None:
             continue
         for operand in reversed(node.inputs):
-            if not _is_tensor(operand) or id(operand) in visited:
+            if not is_tensor(operand) or id(operand) in visited:
                 continue
             if grad_only and not operand.requires_grad:
                 continue
@@ -59,7 +60,7 @@ def label_tensors(order, names=None, prefix="t"):
             if not isinstance(key, str) or key.startswith("_"):
                 continue
             by_identity.setdefault(id(value), key)
-            if _is_tensor(value):
+            if is_tensor(value):
                 by_identity.setdefault(id(value.data), key)
 
     labels = {}

@@ -19,6 +19,7 @@ import numbers
 import numpy as np
 
 from .errors import MicroadError
+from .graph import is_tensor
 from .tensor import Tensor
 
 
@@ -90,7 +91,7 @@ class Optimizer:
         grad = param.grad
         if grad is None:
             return None
-        grad = np.asarray(grad.data if hasattr(grad, "_node") else grad)
+        grad = np.asarray(grad.data if is_tensor(grad) else grad)
         if weight_decay:
             grad = grad + weight_decay * param.data
         return grad

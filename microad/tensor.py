@@ -184,6 +184,7 @@ class Tensor:
 
     __slots__ = ("_data", "_version", "grad", "requires_grad", "name", "_node", "__weakref__")
     __array_priority__ = 100
+    _is_microad_tensor = True  # the marker that graph.is_tensor reads
 
     def __init__(self, data, requires_grad=False, name=None):
         if isinstance(data, Tensor):

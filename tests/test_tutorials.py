@@ -1,0 +1,26 @@
+"""The tutorials' code runs, and their shown outputs are what microad prints."""
+
+import doctest
+import re
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
+
+
+@pytest.mark.parametrize("page", ["tutorial.md", "tutoriel.md"])
+def test_tutorial_code_runs(page, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    parser = doctest.DocTestParser()
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
+    for index, block in enumerate(BLOCK.findall((DOCS / page).read_text(encoding="utf-8"))):
+        if block.lstrip().startswith(">>>"):
+            test = parser.get_doctest(block, namespace, f"{page} block {index}", page, 0)
+            result = runner.run(test, clear_globs=False)
+            assert result.failed == 0, f"{page} block {index} printed something else"
+        else:
+            exec(compile(block, f"{page} block {index}", "exec"), namespace)
+    assert "loss" in namespace
