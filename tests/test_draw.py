@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import microad as ma
+from notes_data import PRINTED_DL, PRINTED_DW
 from microad import cli
 from microad.draw import (MASKED_CELL, ZERO_CELL, Diagram, DrawError, GraphvizNotFoundError,
                           escape, format_number, save)
@@ -28,23 +29,10 @@ needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
 
 SVG = "{http://www.w3.org/2000/svg}"
 
-# A ReLU layer with N = 5 inputs of D = 4 features and C = 3 classes. X and W
-# come from np.random.seed(1). UPSTREAM_DL is a fixed upstream gradient, and
-# EXPECTED_DW = X.T @ (UPSTREAM_DL * (logits > 0)) / N was computed by hand with NumPy.
-UPSTREAM_DL = np.array([
-    [0.00129298, -0.07980928, -0.00114819],
-    [-0.05755717, 0.06316294, 0.10198168],
-    [0.16855754, -0.18964963, -0.19441138],
-    [-0.10044659, -0.03399629, 0.03761689],
-    [-0.01843651, -0.25222012, -0.0806204],
-])
-EXPECTED_DW = np.array([
-    [0.00635795, -0.38028697, 0.05227749],
-    [0.03236928, 0.19223368, -0.25841114],
-    [-0.00155655, -0.47027045, -0.1329191],
-    [-0.02149015, 0.95267558, 0.47151264],
-    [-0.0036873, -0.05389178, -0.02731628],
-])
+# The notes' ReLU layer: N = 5 inputs, D = 4 features, C = 3 classes, with
+# their upstream gradient and their printed dW = X.T @ (dL * (logits > 0)) / N.
+UPSTREAM_DL = PRINTED_DL
+EXPECTED_DW = PRINTED_DW
 
 
 def relu_layer():
