@@ -1,13 +1,16 @@
 """The ``microad`` command line: demos, and checking, explaining and drawing graph files.
 
-This is the only module that prints. Each subcommand hands its parsed
-arguments to the module that does the work, and returns its exit code.
+Each subcommand hands its parsed arguments to the module that does the
+work, and returns its exit code. Only this module, the demos and the
+``run_*`` entry points that it calls print.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 
 from . import __version__
 from .errors import MicroadError
@@ -36,7 +39,10 @@ def _explain(args) -> int:
 
 def _draw(args) -> int:
     from .draw import run_draw
-    return run_draw(args)
+    status = run_draw(args)
+    if status == 0:
+        print(f"wrote {args.out}")
+    return status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,10 +89,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"microad: warning: {message}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
+    if argv is None:
+        # On the real command line, warnings from the library read as the
+        # command's own messages, without the source line Python would show.
+        warnings.showwarning = _show_warning
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
     except MicroadError as exc:
         print(f"microad: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader (such as `head`) closed the pipe: stop quietly, and keep
+        # Python from reporting the same error again when it flushes stdout.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -111,12 +111,11 @@ def _is_literal(node, number) -> bool:
 
 
 def _is_broadcast(node):
-    """Return the operand of ``np.broadcast_to(operand, shape)``, looking through names."""
-    if node.kind == "name" and node.definition is not None:
-        inner = _is_broadcast(node.definition) if node.definition.kind == "call" else None
-        if inner is not None and inner.kind in ("name", "literal"):
-            return inner
-        return None
+    """Return the operand of ``np.broadcast_to(operand, shape)`` written inline, else None.
+
+    A named step (a tensor's gradient, such as ``dt1 = np.broadcast_to(dt2, ...)``)
+    is kept as it is, so that the next step reads it and no listed step is a dead end.
+    """
     if node.kind == "call" and node.op == "np.broadcast_to":
         return node.args[0]
     return None
@@ -350,7 +349,10 @@ class _Deriver:
         if root.size != 1:
             # The equations do not depend on the upstream values, so ones stand in for them.
             return Symbol.name(name, np.ones(root.shape, dtype=root.dtype)), True
-        seed = lift(np.ones(root.shape, dtype=root.dtype))
+        if root.shape == () and root.dtype == np.float64:
+            seed = lift(1.0)  # reads as plain 1.0, and NumPy treats it as float64 anyway
+        else:
+            seed = lift(np.ones(root.shape, dtype=root.dtype))
         return self.add_step(self.steps, name, seed, "seed", root), False
 
     def trace_backward(self, seed):
@@ -719,5 +721,7 @@ def run_explain(args, stream=None) -> int:
     text = str(explanation)
     if args.format == "latex":
         text = "$$\n" + text + "\n$$\n"  # display math, ready to paste into a MathJax page
+    if not text.endswith("\n"):
+        text += "\n"
     (stream or sys.stdout).write(text)
     return 0

@@ -37,7 +37,7 @@ def load_graph_file(path, output="loss") -> GraphFile:
     path = Path(path)
     if not path.is_file():
         raise MicroadError(f"graph file {path} not found; pass the path of a Python script "
-                           "that builds a graph (see docs/cli.md)")
+                           "that builds a graph (the format is in docs/referee.md)")
     namespace = runpy.run_path(str(path), run_name="__microad__")
     if output not in namespace:
         tensors = sorted(k for k, v in namespace.items() if isinstance(v, Tensor) and not k.startswith("_"))

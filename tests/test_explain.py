@@ -151,7 +151,8 @@ def test_scalar_loss_scaling_step():
     steps = ma.derive(loss, locals()).steps
     assert steps[1].expression == "dloss / 5"
     assert steps[1].primitive == "divide"
-    assert by_target(ma.derive(loss, locals()))["dY"].expression == f"{steps[1].target} * dl"
+    assert steps[2].expression == f"np.broadcast_to({steps[1].target}, (5, 3))"
+    assert by_target(ma.derive(loss, locals()))["dY"].expression == f"{steps[2].target} * dl"
 
 
 def test_scalar_loss_generated_matches_engine():
@@ -203,12 +204,13 @@ def test_mean_scaling_step():
     assert str(steps[2]) == "dx = np.broadcast_to(dx_reduced, (3, 5))"
 
 
-def test_broadcast_skipped_by_elementwise_step():
+def test_named_broadcast_read_by_next_step():
     x = ma.Tensor(np.linspace(-1, 1, 6).reshape(2, 3), requires_grad=True, name="x")
     h = np.maximum(x, 0)
     loss = h.mean()
     steps = by_target(ma.derive(loss, locals()))
-    assert steps["dx"].expression == "dh_reduced * (x > 0)"
+    assert steps["dh"].expression == "np.broadcast_to(dh_reduced, (2, 3))"
+    assert steps["dx"].expression == "dh * (x > 0)"
     assert_matches_engine(loss, [x], locals())
 
 
