@@ -465,6 +465,12 @@ class _Diagnoser:
         found = []
         for check in checks:
             found.extend(check(tensor, manual, expected, rtol, atol))
+        if not found and manual.shape != expected.shape:
+            message = (f"your value has shape {manual.shape}, but {self.label(tensor)} has shape "
+                       f"{expected.shape}, and the gradient of a tensor always has the tensor's "
+                       "shape. Check which axes your formula sums over and the order of the "
+                       "operands of each product")
+            found.append(Diagnosis("wrong shape", message))
         return found
 
     # Each check returns a list of Diagnosis, empty when it does not apply.
@@ -557,6 +563,12 @@ class _Diagnoser:
                     if summed.shape == expected.shape and _close(summed, expected, rtol, atol):
                         axis_text = axes[0] if count == 1 else axes
                         label = self.label(tensor)
+                        if all(manual.shape[axis] == 1 for axis in axes):
+                            message = (f"your value has the expected numbers but extra axes of "
+                                       f"size 1 ({manual.shape} -> {expected.shape}); "
+                                       f"np.squeeze(..., axis={axis_text}) or "
+                                       f".reshape({expected.shape}) gives the gradient of {label}")
+                            return [Diagnosis("extra axes of size 1", message)]
                         message = (f"summing your value over axis {axis_text} gives the expected "
                                    f"gradient ({manual.shape} -> {expected.shape}): {label} was "
                                    f"broadcast along that axis in the forward pass, so d{label} "
@@ -655,6 +667,10 @@ class _Diagnoser:
                 continue
             value = self.engine.get(id(other))
             if value is None or _close(value, expected, rtol, atol):
+                continue
+            # Only a full array of the same shape is evidence: a scalar such as 1.0
+            # would match every scalar seed.
+            if value.shape != manual.shape or manual.size < 2:
                 continue
             if _close(manual, value, rtol, atol):
                 names.append("d" + self.label(other))
@@ -779,11 +795,15 @@ def _trace_divergence(entries, tensors, diagnoser, seed, manual_by_id, rtol_atol
             entry.cause_note = (f"downstream of {source}; recomputing its own step from your "
                                 f"{source} does not give your value either, so this step has a "
                                 "mistake of its own")
-            if recomputed is not None and not entry.diagnoses:
+            generic = all(diagnosis.kind == "wrong shape" for diagnosis in entry.diagnoses)
+            if recomputed is not None and generic:
                 # Its own mistake shows against the value that its rule gives from the
                 # user's upstream gradients, not against the engine's.
-                for diagnosis in diagnoser.diagnose(tensor, entry.manual, np.asarray(recomputed),
-                                                    rtol, atol):
+                found = diagnoser.diagnose(tensor, entry.manual, np.asarray(recomputed), rtol, atol)
+                specific = [d for d in found if d.kind != "wrong shape"]
+                if specific:
+                    entry.diagnoses = []
+                for diagnosis in specific:
                     diagnosis.message += f" (compared with the value recomputed from your {source})"
                     entry.diagnoses.append(diagnosis)
 

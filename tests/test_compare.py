@@ -746,3 +746,36 @@ def test_docs_example_runs(tmp_path):
     assert result.returncode == 1, result.stderr
     assert "rows and columns swapped" in result.stdout
     assert "ReLU mask missing" in result.stdout
+
+
+def _relu_loss_for_shapes():
+    rng = np.random.default_rng(0)
+    X = ma.Tensor(rng.normal(size=(5, 4)), name="X")
+    W = ma.Tensor(rng.normal(size=(4, 3)), requires_grad=True, name="W")
+    loss = np.maximum(X @ W, 0).sum()
+    loss.backward()
+    return loss, W
+
+
+def _diagnosis_kinds(report):
+    return [d["kind"] for d in report.to_dict()["entries"][0]["diagnoses"]]
+
+
+def test_diagnosis_extra_size_one_axis():
+    loss, W = _relu_loss_for_shapes()
+    report = ma.compare(loss, {"dW": W.grad[..., None]}, names={"W": W}, numeric=False)
+    assert _diagnosis_kinds(report) == ["extra axes of size 1"]
+
+
+def test_diagnosis_scalar_is_wrong_shape():
+    loss, W = _relu_loss_for_shapes()
+    report = ma.compare(loss, {"dW": 1.0}, names={"W": W}, numeric=False)
+    assert _diagnosis_kinds(report) == ["wrong shape"]
+
+
+def test_diagnosis_unexplained_shape_mismatch():
+    loss, W = _relu_loss_for_shapes()
+    report = ma.compare(loss, {"dW": np.ones((3, 3))}, names={"W": W}, numeric=False)
+    kinds = _diagnosis_kinds(report)
+    assert kinds == ["wrong shape"]
+    assert "(3, 3)" in report.to_dict()["entries"][0]["diagnoses"][0]["message"]
