@@ -34,10 +34,10 @@ _finished_roots: "weakref.WeakSet" = weakref.WeakSet()
 
 
 def _label(tensor) -> str:
-    return tensor.name or "the tensor"
+    return tensor.name or "the output"
 
 
-def _seed(root, gradient):
+def _seed(root, gradient, caller="backward()"):
     """Return the starting gradient dL/d(root), checked against the root's shape."""
     if gradient is None:
         if root.size != 1:
@@ -50,10 +50,10 @@ def _seed(root, gradient):
     seed = gradient.data if is_tensor(gradient) else gradient
     seed = np.asarray(seed)
     if seed.dtype.kind not in "biuf":
-        raise DTypeError(f"backward(): the gradient for {_label(root)} has dtype {seed.dtype}; "
+        raise DTypeError(f"{caller}: the gradient for {_label(root)} has dtype {seed.dtype}; "
                          f"pass a real array of dtype {root.dtype}")
     if seed.shape != root.shape:
-        raise ShapeError(f"backward(): the gradient for {_label(root)} has shape {seed.shape}, "
+        raise ShapeError(f"{caller}: the gradient for {_label(root)} has shape {seed.shape}, "
                          f"but {_label(root)} has shape {root.shape}; pass a gradient of "
                          "exactly the output's shape")
     return seed.astype(root.dtype, copy=True)
@@ -62,7 +62,7 @@ def _seed(root, gradient):
 def _check_root(root):
     if not getattr(root, "requires_grad", False):
         raise BackwardError(
-            f"backward() on {_label(root)} {root.shape}: it does not require grad, so no "
+            f"backward() on {_label(root)} of shape {root.shape}: it does not require grad, so no "
             "gradient can flow from it. Create the inputs with requires_grad=True, for example "
             "Tensor(W, requires_grad=True), and build the output outside no_grad()")
 

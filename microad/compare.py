@@ -701,7 +701,7 @@ def _seed(y, gradient):
                                "the upstream gradient dL/d(output) of that shape; or pass a "
                                "scalar loss such as (y * dL).sum()")
         return np.ones(y.shape, dtype=y.dtype)
-    return backprop._seed(y, gradient)
+    return backprop._seed(y, gradient, caller="compare()")
 
 
 def _numeric_check(y, tensor, seed, manual, engine, rtol, atol, rng) -> NumericCheck:

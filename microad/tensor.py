@@ -353,7 +353,9 @@ class Tensor:
     def __array_function__(self, func, types, args, kwargs):
         handler = HANDLED_FUNCTIONS.get(func)
         if handler is None:
-            raise UnsupportedError(f"{_numpy_name(func)} is not supported on Tensors by microad. "
+            tensors = [arg for arg in args if isinstance(arg, Tensor)]
+            call = f"{_numpy_name(func)}({describe(tensors)})"
+            raise UnsupportedError(f"{call}: this NumPy function is not supported on Tensors. "
                                    "See microad.supported_functions() for the list, or call it "
                                    "on t.detach().data if no gradient should flow through it")
         return handler(*args, **kwargs)
