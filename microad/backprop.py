@@ -174,9 +174,7 @@ def walk(root, seed, *, create_graph=False, visit=None):
 
         vjps = primitive.vjps
         variadic = primitive.variadic
-        for argnum, operand in enumerate(inputs):
-            if not getattr(operand, "requires_grad", False):
-                continue
+        for argnum, operand in node.parents:
             if variadic:
                 grad = vjps[0](g, out, *args, argnum=argnum, **params)
             else:
@@ -233,16 +231,28 @@ def backward(root, gradient=None, *, create_graph=False, keep_intermediate_grads
     stored = set()
 
     def store(tensor, grad):
-        if tensor._node is not None and not keep_intermediate_grads:
+        if tensor._node is not None:
+            if not keep_intermediate_grads:
+                return
+            if not create_graph:
+                if type(grad) is not np.ndarray:
+                    grad = np.asarray(grad)
+                # An intermediate's gradient may share memory with its neighbours'
+                # (add passes g through unchanged), so it is read-only, not copied.
+                grad.setflags(write=False)
+                stored.add(id(grad))
+            tensor.grad = grad
             return
+
         if not create_graph:
-            grad = np.asarray(grad)
-            # Hand each .grad its own writable array, so that updating one in
-            # place never changes another.
-            if id(grad) in stored or grad.base is not None or not grad.flags.writeable:
+            if type(grad) is not np.ndarray:
+                grad = np.asarray(grad)
+            # A leaf's gradient is its own writable array, so that updating it in
+            # place (as optimizers may) never changes another gradient.
+            if grad.base is not None or id(grad) in stored or not grad.flags.writeable:
                 grad = grad.copy()
             stored.add(id(grad))
-        if tensor._node is None and tensor.grad is not None:
+        if tensor.grad is not None:
             tensor.grad = tensor.grad + grad
         else:
             tensor.grad = grad

@@ -37,12 +37,14 @@ def topological_order(root, *, grad_only=True):
         node = tensor._node
         if node is None:
             continue
+        if grad_only:
+            for _, operand in reversed(node.parents):
+                if id(operand) not in visited:
+                    stack.append((operand, False))
+            continue
         for operand in reversed(node.inputs):
-            if not is_tensor(operand) or id(operand) in visited:
-                continue
-            if grad_only and not operand.requires_grad:
-                continue
-            stack.append((operand, False))
+            if is_tensor(operand) and id(operand) not in visited:
+                stack.append((operand, False))
     return order
 
 

@@ -44,17 +44,19 @@ class Node:
     ``inputs`` holds Tensors and, for scalar constants, plain Python numbers.
     ``versions`` holds each input's version when the op ran (None for a
     scalar), so that backward can tell whether one was modified in place
-    since. ``trace`` is where the op was called, kept only under
-    ``detect_anomaly()``.
+    since. ``parents`` lists ``(argnum, tensor)`` for the inputs that require
+    grad, the only ones that backward visits. ``trace`` is where the op was
+    called, kept only under ``detect_anomaly()``.
     """
 
-    __slots__ = ("primitive", "inputs", "params", "versions", "trace")
+    __slots__ = ("primitive", "inputs", "params", "versions", "parents", "trace")
 
-    def __init__(self, primitive, inputs, params, versions, trace=None):
+    def __init__(self, primitive, inputs, params, versions, parents, trace=None):
         self.primitive = primitive
         self.inputs = inputs
         self.params = params
         self.versions = versions
+        self.parents = parents
         self.trace = trace
 
 
@@ -77,15 +79,15 @@ def apply(primitive, args, params=_NO_PARAMS):
     inputs = []
     datas = []
     versions = []
-    needs_grad = False
-    for arg in args:
+    parents = []
+    for argnum, arg in enumerate(args):
         if not isinstance(arg, Tensor):
             arg = _as_operand(arg, primitive)
         if isinstance(arg, Tensor):
             datas.append(arg._data)
             versions.append(arg._version)
             if arg.requires_grad:
-                needs_grad = True
+                parents.append((argnum, arg))
         else:
             datas.append(arg)
             versions.append(None)
@@ -104,13 +106,13 @@ def apply(primitive, args, params=_NO_PARAMS):
     out._version = 0
     out.grad = None
     out.name = None
-    if needs_grad and _grad_mode.enabled:
+    if parents and _grad_mode.enabled:
         # Rules read this result (exp's rule uses it), so NumPy must refuse
         # writes into it through .data[...].
         result.setflags(write=False)  # half the cost of assigning flags.writeable
         trace = traceback.extract_stack(limit=12)[:-1] if _grad_mode.detect_anomaly else None
         out.requires_grad = True
-        out._node = Node(primitive, inputs, params, versions, trace)
+        out._node = Node(primitive, inputs, params, versions, tuple(parents), trace)
     else:
         out.requires_grad = False
         out._node = None

@@ -271,6 +271,17 @@ def test_grad_arrays_do_not_alias():
     np.testing.assert_array_equal(s.grad, [1.0, 1.0])
 
 
+def test_intermediate_grad_is_read_only():
+    a = ma.Tensor([1.0, 2.0], requires_grad=True)
+    h = a * 2.0
+    s = h + 1.0
+    s.sum().backward()
+    with pytest.raises(ValueError, match="read-only"):
+        h.grad[0] = 5.0
+    a.grad[0] = 5.0
+    np.testing.assert_array_equal(s.grad, [1.0, 1.0])
+
+
 def test_upstream_gradient_not_modified():
     a = ma.Tensor([1.0, 2.0], requires_grad=True)
     seed = np.array([1.0, 1.0])
