@@ -25,7 +25,7 @@ from . import rules
 from .errors import (AnomalyError, BackwardError, DTypeError, MicroadError, MutationError,
                      ShapeError)
 from .graph import is_tensor, topological_order
-from .mode import enable_grad, grad_mode
+from .mode import enable_grad, grad_mode, modification_clock
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -85,15 +85,14 @@ def _fit(grad, operand, primitive, argnum):
 
 def _check_versions(tensor, node):
     """Raise if an input or the result of ``node`` was modified after the op ran."""
-    for argnum, (operand, version) in enumerate(zip(node.inputs, node.versions)):
-        if version is not None and operand._version != version:
+    for argnum, operand in enumerate(node.inputs):
+        if is_tensor(operand) and operand._version > node.epoch:
             raise MutationError(
                 f"{operand.name or f'input {argnum}'} {operand.shape} of "
                 f"{node.primitive.name} was modified in place after {node.primitive.name} "
-                f"saved it for backward (version {version}, now {operand._version}), so its "
-                "gradient would be wrong. Run the forward pass again after changing it, or "
-                "change a copy")
-    if tensor._version:
+                "saved it for backward, so its gradient would be wrong. Run the forward "
+                "pass again after changing it, or change a copy")
+    if tensor._version > node.epoch:
         raise MutationError(
             f"the result {tensor.name or ''} {tensor.shape} of {node.primitive.name} was "
             "modified in place after it was computed, so the gradients through it would be "
@@ -155,22 +154,12 @@ def walk(root, seed, *, create_graph=False, visit=None):
         primitive = node.primitive
         inputs = node.inputs
         params = node.params
-        # One pass gathers the operands' arrays and checks that none was
-        # modified in place since the op ran. Scalar operands have version None.
-        args = []
-        for operand, version in zip(inputs, node.versions):
-            if version is None:
-                args.append(operand)
-                continue
-            if operand._version != version:
-                _check_versions(tensor, node)  # raises MutationError naming the operand
-            args.append(operand._data)
-        if tensor._version:
-            _check_versions(tensor, node)
+        if node.epoch != modification_clock.latest:
+            _check_versions(tensor, node)  # some tensor changed since: was it one of these?
         if create_graph:
             out, args = tensor, inputs
         else:
-            out = tensor._data
+            out, args = tensor._data, node.datas
 
         vjps = primitive.vjps
         variadic = primitive.variadic

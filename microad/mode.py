@@ -79,3 +79,25 @@ class detect_anomaly(ContextDecorator):
     def __exit__(self, *exc_info):
         grad_mode.detect_anomaly = self._previous
         return False
+
+
+class ModificationClock:
+    """A counter that stamps every in-place modification of a tensor's data.
+
+    A node records ``latest`` when its op runs. Backward then checks the
+    node's inputs only when some tensor was modified since, which keeps the
+    check free in the usual forward-then-backward loop.
+    """
+
+    def __init__(self):
+        self.latest = 0
+        self._lock = threading.Lock()
+
+    def tick(self) -> int:
+        """Return a new stamp, larger than every earlier one."""
+        with self._lock:
+            self.latest += 1
+            return self.latest
+
+
+modification_clock = ModificationClock()

@@ -16,6 +16,7 @@ from . import backprop as _backprop
 from . import rules
 from .errors import DTypeError, MicroadError, ShapeError, UnsupportedError, describe
 from .mode import grad_mode as _grad_mode
+from .mode import modification_clock as _clock
 
 # Filled by microad.functions: NumPy callables that record the graph.
 HANDLED_FUNCTIONS: dict = {}
@@ -42,20 +43,22 @@ class Node:
     """How a tensor was made: the primitive, its inputs and its parameters.
 
     ``inputs`` holds Tensors and, for scalar constants, plain Python numbers.
-    ``versions`` holds each input's version when the op ran (None for a
-    scalar), so that backward can tell whether one was modified in place
-    since. ``parents`` lists ``(argnum, tensor)`` for the inputs that require
+    ``datas`` are the arrays (and scalars) that the forward read, which the
+    rules read again. ``epoch`` is the modification clock when the op ran:
+    an input whose ``_version`` stamp is later was modified in place since,
+    and backward refuses it. ``parents`` lists ``(argnum, tensor)`` for the inputs that require
     grad, the only ones that backward visits. ``trace`` is where the op was
     called, kept only under ``detect_anomaly()``.
     """
 
-    __slots__ = ("primitive", "inputs", "params", "versions", "parents", "trace")
+    __slots__ = ("primitive", "inputs", "datas", "params", "epoch", "parents", "trace")
 
-    def __init__(self, primitive, inputs, params, versions, parents, trace=None):
+    def __init__(self, primitive, inputs, datas, params, epoch, parents, trace=None):
         self.primitive = primitive
         self.inputs = inputs
+        self.datas = datas
         self.params = params
-        self.versions = versions
+        self.epoch = epoch
         self.parents = parents
         self.trace = trace
 
@@ -78,19 +81,16 @@ def apply(primitive, args, params=_NO_PARAMS):
     # runs for every op, so its cost is the per-op overhead of the engine.
     inputs = []
     datas = []
-    versions = []
     parents = []
     for argnum, arg in enumerate(args):
         if not isinstance(arg, Tensor):
             arg = _as_operand(arg, primitive)
         if isinstance(arg, Tensor):
             datas.append(arg._data)
-            versions.append(arg._version)
             if arg.requires_grad:
                 parents.append((argnum, arg))
         else:
             datas.append(arg)
-            versions.append(None)
         inputs.append(arg)
     inputs = tuple(inputs)
 
@@ -112,7 +112,8 @@ def apply(primitive, args, params=_NO_PARAMS):
         result.setflags(write=False)  # half the cost of assigning flags.writeable
         trace = traceback.extract_stack(limit=12)[:-1] if _grad_mode.detect_anomaly else None
         out.requires_grad = True
-        out._node = Node(primitive, inputs, params, versions, tuple(parents), trace)
+        out._node = Node(primitive, inputs, tuple(datas), params, _clock.latest, tuple(parents),
+                         trace)
     else:
         out.requires_grad = False
         out._node = None
@@ -218,7 +219,7 @@ class Tensor:
     @data.setter
     def data(self, value):
         self._data = np.asarray(value)
-        self._version += 1
+        self._version = _clock.tick()
 
     @property
     def shape(self):
