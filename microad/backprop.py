@@ -228,8 +228,8 @@ def backward(root, gradient=None, *, create_graph=False, keep_intermediate_grads
                     grad = np.asarray(grad)
                 # An intermediate's gradient may share memory with its neighbours'
                 # (add passes g through unchanged), so it is read-only, not copied.
+                # A leaf that later receives the same array sees the flag and copies it.
                 grad.setflags(write=False)
-                stored.add(id(grad))
             tensor.grad = grad
             return
 
