@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backprop
-from .errors import MicroadError
+from .errors import ManualGradientError, MicroadError
 from .gradcheck import GRADCHECK_TOLERANCES, NumericalGradient
 from .graph import is_tensor, label_tensors, topological_order
 
@@ -53,10 +53,6 @@ NUMERIC_MAX_ELEMENTS = 1000
 
 # How many differing positions a report lists.
 POSITIONS_SHOWN = 5
-
-
-class ManualGradientError(MicroadError, ValueError):
-    """A manual gradient that cannot be matched to a tensor or read as an array."""
 
 
 # ---------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from pathlib import Path
 import graphviz
 import numpy as np
 
-from .errors import MicroadError
+from .errors import DrawError, GraphvizNotFoundError
 from .graph import is_tensor, label_tensors, topological_order
 
 logger = logging.getLogger(__name__)
@@ -61,14 +61,6 @@ SUMMARY_STYLE = {"shape": "box", "style": "dashed", "color": "#888888", "fontcol
 MASKED_CELL = "#f4cccc"
 ZERO_CELL = "#e6e6e6"
 ZERO_TEXT = "#888888"
-
-
-class GraphvizNotFoundError(MicroadError, RuntimeError):
-    """Graphviz's ``dot`` program is missing, so a diagram cannot be rendered."""
-
-
-class DrawError(MicroadError, ValueError):
-    """An invalid argument to :func:`draw` or :func:`save`."""
 
 
 def _missing_dot_error(format_name) -> GraphvizNotFoundError:

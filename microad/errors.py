@@ -35,6 +35,33 @@ class MutationError(MicroadError, RuntimeError):
 class AnomalyError(MicroadError, FloatingPointError):
     """A backward step produced NaN or inf while anomaly detection was on."""
 
+class ManualGradientError(MicroadError, ValueError):
+    """A manual gradient that cannot be matched to a tensor or read as an array."""
+
+
+class GradcheckError(MicroadError, AssertionError):
+    """The engine's gradient disagrees with central differences."""
+
+
+class GraphvizNotFoundError(MicroadError, RuntimeError):
+    """Graphviz's ``dot`` program is missing, so a diagram cannot be rendered."""
+
+
+class DrawError(MicroadError, ValueError):
+    """An invalid argument to :func:`microad.draw` or :func:`microad.draw.save`."""
+
+
+class HyperparameterError(MicroadError, ValueError):
+    """An optimizer setting out of its valid range, or an invalid list of parameters."""
+
+
+class MissingExtraError(MicroadError, ImportError):
+    """An optional package that a command needs is not installed."""
+
+
+class OutputDirectoryError(MicroadError, OSError):
+    """The folder for a demo's output cannot be created."""
+
 
 def describe(operands) -> str:
     """Format operands as ``X (5, 4), W (5, 3)`` for error messages."""

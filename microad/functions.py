@@ -10,8 +10,6 @@ table too.
 
 from __future__ import annotations
 
-import builtins
-
 import numpy as np
 
 from . import rules
@@ -446,5 +444,3 @@ for _function in (np.shape, np.ndim, np.size, np.allclose, np.isclose, np.array_
                   np.any, np.all, np.around, np.round, np.array2string, np.array_repr,
                   np.zeros_like, np.ones_like, np.full_like, np.empty_like):
     _on_data(_function)
-
-builtins_sum = builtins.sum

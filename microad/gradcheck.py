@@ -27,7 +27,7 @@ import numpy as np
 
 from . import rules
 from .backprop import grad as _engine_grad
-from .errors import MicroadError
+from .errors import GradcheckError, MicroadError
 from .graph import is_tensor, topological_order
 
 logger = logging.getLogger(__name__)
@@ -47,10 +47,6 @@ GRADCHECK_TOLERANCES = {
 
 # How many of the worst elements an error message and a report show.
 WORST_SHOWN = 5
-
-
-class GradcheckError(MicroadError, AssertionError):
-    """The engine's gradient disagrees with central differences."""
 
 
 # ---------------------------------------------------------------------------

@@ -18,13 +18,9 @@ import numbers
 
 import numpy as np
 
-from .errors import MicroadError
+from .errors import HyperparameterError
 from .graph import is_tensor
 from .tensor import Tensor
-
-
-class HyperparameterError(MicroadError, ValueError):
-    """An optimizer setting out of its valid range, or an invalid list of parameters."""
 
 
 def _check_range(optimizer, name, value, low, high=None, *, high_inclusive=False):

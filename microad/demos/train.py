@@ -27,7 +27,7 @@ import numpy as np
 import microad as ma
 from microad import nn, optim
 from microad.compare import compare
-from microad.errors import MicroadError
+from microad.errors import MissingExtraError, OutputDirectoryError
 
 SEED = 0
 HIDDEN = 64
@@ -38,14 +38,6 @@ REG = 1e-4
 TARGET_ACCURACY = 0.97
 
 _EXTRA = (("sklearn", "scikit-learn"), ("matplotlib", "matplotlib"), ("tqdm", "tqdm"))
-
-
-class MissingExtraError(MicroadError, ImportError):
-    """An optional package that a command needs is not installed."""
-
-
-class OutputDirectoryError(MicroadError, OSError):
-    """The folder for the demo's plot cannot be created."""
 
 
 def import_extra() -> dict:
