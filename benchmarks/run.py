@@ -42,8 +42,6 @@ from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-
 import checks  # noqa: E402
 import workloads  # noqa: E402
 
