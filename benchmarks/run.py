@@ -312,6 +312,23 @@ def parse_arguments(argv):
     return parser.parse_args(argv)
 
 
+def time_diagram_text(length):
+    """Time building the DOT text of a chain of ``length`` tensors, in full and collapsed."""
+    import microad as ma
+
+    x = ma.Tensor([1.0, 2.0, 3.0], requires_grad=True, name="x")
+    y = x
+    for _ in range(length - 1):
+        y = y + 1.0
+    y.sum().backward()
+    timings = {}
+    for label, options in (("full", {}), ("collapsed to 50 nodes", {"max_nodes": 50})):
+        started = time.perf_counter()
+        source = ma.draw(y, **options).source
+        timings[label] = (time.perf_counter() - started, len(source))
+    return timings
+
+
 def main(argv=None):
     arguments = parse_arguments(argv)
     pool_info = limit_thread_pools()
@@ -339,6 +356,12 @@ def main(argv=None):
     header, rows = table_rows(results)
     print()
     print(render_markdown(header, rows) if arguments.markdown else render_text(header, rows))
+
+    length = 1_000 if arguments.smoke else 10_000
+    print()
+    for label, (seconds, size) in time_diagram_text(length).items():
+        print(f"diagram: DOT text of a {length:,}-tensor chain, {label}: {seconds:.2f} s "
+              f"({size:,} characters)")
 
     checked = sum(1 for row in results if row["status"] == "ok")
     print()
