@@ -63,7 +63,7 @@ class detect_anomaly(ContextDecorator):
 
     >>> import numpy as np, microad as ma
     >>> x = ma.Tensor([0.0, 1.0], requires_grad=True)
-    >>> with ma.detect_anomaly():
+    >>> with ma.detect_anomaly(), np.errstate(divide="ignore"):
     ...     y = np.sqrt(x).sum()
     ...     y.backward()
     Traceback (most recent call last):

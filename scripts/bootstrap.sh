@@ -21,5 +21,11 @@ if [ ! -x .venv/bin/python ]; then
     echo "bootstrap: creating the virtual environment .venv"
     python3 -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[test,train]"
+# Install again only when pyproject.toml changed since the last install.
+stamp=.venv/.microad-installed
+wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -e ".[test,train]"
+    echo "$wanted" > "$stamp"
+fi
