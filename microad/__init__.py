@@ -13,7 +13,8 @@ array([0., 0.])
 from . import nn, optim, rules
 from .backprop import backward, grad
 from .codegen import compile
-from .compare import Diagnosis, Entry, NumericCheck, Report, compare
+from .compare import Entry, NumericCheck, Report, compare
+from .diagnose import Diagnosis
 from .draw import draw
 from .errors import (AnomalyError, BackwardError, DrawError, DTypeError, GradcheckError,
                      GraphvizNotFoundError, HyperparameterError, ManualGradientError,
