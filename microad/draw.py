@@ -47,6 +47,9 @@ FORMATS = ("svg", "png", "pdf", "dot")
 # a zero gradient where the result's gradient is nonzero was masked there.
 MASKING_OPS = frozenset({"maximum", "minimum", "where", "clip"})
 
+# Index arrays of at most this many elements appear in op labels by value.
+MAX_INDEX_ELEMENTS_SHOWN = 8
+
 # Operands listed in an op label before the rest are counted as "+N more".
 MAX_LABEL_OPERANDS = 4
 
@@ -364,7 +367,10 @@ def _format_index(index):
             shown.append("None")
         elif isinstance(part, np.ndarray) or isinstance(part, list):
             array = np.asarray(part)
-            shown.append(f"<{array.dtype} array {array.shape}>")
+            if array.size <= MAX_INDEX_ELEMENTS_SHOWN and array.ndim == 1:
+                shown.append(np.array2string(array, separator=","))  # such as [0,1,2,2,1]
+            else:
+                shown.append(f"<{array.dtype} array {array.shape}>")
         else:
             shown.append(repr(part))
     return ", ".join(shown)

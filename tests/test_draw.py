@@ -754,3 +754,10 @@ def test_cli_draw_both_view(tmp_path):
     text = out.read_text(encoding="utf-8")
     assert "maximum(logits, 0)" in text
     assert "dlogits = dY * (logits &gt; 0)" in text
+
+
+def test_small_index_array_shown_by_value():
+    x = ma.Tensor(np.arange(6.0).reshape(3, 2), requires_grad=True, name="x")
+    picked = x[np.array([0, 2, 2])]
+    source = ma.draw(picked.sum()).source
+    assert "x[[0,2,2]]" in source
