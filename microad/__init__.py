@@ -17,7 +17,7 @@ from .compare import Entry, NumericCheck, Report, compare
 from .diagnose import Diagnosis
 from .draw import draw
 from .errors import (AnomalyError, BackwardError, DrawError, DTypeError, GradcheckError,
-                     GraphvizNotFoundError, HyperparameterError, ManualGradientError,
+                     GraphFileError, GraphvizNotFoundError, HyperparameterError, ManualGradientError,
                      MicroadError, MissingExtraError, MutationError, OutputDirectoryError,
                      ShapeError, UnsupportedError)
 from .explain import derive, explain
@@ -52,6 +52,6 @@ __all__ = [
     # errors
     "MicroadError", "ShapeError", "DTypeError", "UnsupportedError", "BackwardError",
     "MutationError", "AnomalyError", "ManualGradientError", "GradcheckError",
-    "GraphvizNotFoundError", "DrawError", "HyperparameterError", "MissingExtraError",
+    "GraphvizNotFoundError", "GraphFileError", "DrawError", "HyperparameterError", "MissingExtraError",
     "OutputDirectoryError",
 ]

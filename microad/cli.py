@@ -17,6 +17,9 @@ from .errors import MicroadError
 
 
 def _demo(args) -> int:
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise MicroadError(f"--output {args.output} is a file; pass a folder (it is created "
+                           "if missing)")
     if args.name == "relu":
         from .demos import relu
         return relu.run(args.output)
@@ -60,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="compare hand-derived gradients with the engine")
     check.add_argument("file", help="graph file: a Python script that builds the graph")
-    check.add_argument("--output", dest="output_name", default="loss", metavar="NAME",
+    check.add_argument("--tensor", dest="output_name", default="loss", metavar="NAME",
                        help="variable that holds the output (default: loss)")
     check.add_argument("--manual", action="append", default=[], metavar="FILE",
                        help=".npy or .npz file of manual gradients; may be repeated")
@@ -69,19 +72,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     explain = commands.add_parser("explain", help="print the backward pass as equations or code")
     explain.add_argument("file", help="graph file: a Python script that builds the graph")
-    explain.add_argument("--output", dest="output_name", default="loss", metavar="NAME",
+    explain.add_argument("--tensor", dest="output_name", default="loss", metavar="NAME",
                          help="variable that holds the output (default: loss)")
     style = explain.add_mutually_exclusive_group()
-    style.add_argument("--latex", dest="format", action="store_const", const="latex")
-    style.add_argument("--markdown", dest="format", action="store_const", const="markdown")
-    style.add_argument("--numpy", dest="format", action="store_const", const="numpy")
+    style.add_argument("--latex", dest="format", action="store_const", const="latex",
+                       help="print LaTeX equations, ready for MathJax")
+    style.add_argument("--markdown", dest="format", action="store_const", const="markdown",
+                       help="print a Markdown table of the steps")
+    style.add_argument("--numpy", dest="format", action="store_const", const="numpy",
+                       help="print a runnable NumPy function of the forward and backward pass")
     explain.set_defaults(run=_explain, format="text")
 
     draw = commands.add_parser("draw", help="draw the graph with Graphviz")
     draw.add_argument("file", help="graph file: a Python script that builds the graph")
     draw.add_argument("-o", "--out", required=True, metavar="PATH",
                       help="output file: .svg, .png, .pdf or .dot")
-    draw.add_argument("--output", dest="output_name", default="loss", metavar="NAME",
+    draw.add_argument("--tensor", dest="output_name", default="loss", metavar="NAME",
                       help="variable that holds the output (default: loss)")
     draw.add_argument("--view", choices=["forward", "backward", "both"], default="forward",
                       help="which graph to draw (default: forward)")
@@ -109,3 +115,8 @@ def main(argv=None) -> int:
         # Python from reporting the same error again when it flushes stdout.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        # A path that cannot be written or read: say which, without a traceback.
+        print(f"microad: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+              file=sys.stderr)
+        return 2

@@ -339,8 +339,9 @@ def _less_precise(*dtypes):
 def _seed(y, gradient):
     if gradient is None:
         if y.size != 1:
-            raise MicroadError(f"compare: the output has shape {y.shape}, so it needs gradient=, "
-                               "the upstream gradient dL/d(output) of that shape; or pass a "
+            raise MicroadError(f"compare: the output has shape {y.shape}, so it needs the "
+                               "upstream gradient dL/d(output) of that shape: gradient= in "
+                               "Python, or a variable named gradient in a graph file. Or use a "
                                "scalar loss such as (y * dL).sum()")
         return np.ones(y.shape, dtype=y.dtype)
     return backprop._seed(y, gradient, caller="compare()")

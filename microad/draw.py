@@ -691,7 +691,7 @@ def _compute_gradients(graph_file):
 
 
 def run_draw(args) -> int:
-    """Draw a graph file for ``microad draw FILE -o OUT [--view V] [--output NAME]``."""
+    """Draw a graph file for ``microad draw FILE -o OUT [--view V] [--tensor NAME]``."""
     from .script import load_graph_file
 
     _format_of(args.out)

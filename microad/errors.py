@@ -63,6 +63,10 @@ class OutputDirectoryError(MicroadError, OSError):
     """The folder for a demo's output cannot be created."""
 
 
+class GraphFileError(MicroadError, RuntimeError):
+    """A graph file given to the command line could not be run."""
+
+
 def describe(operands) -> str:
     """Format operands as ``X (5, 4), W (5, 3)`` for error messages."""
     parts = []

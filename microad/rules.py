@@ -378,7 +378,11 @@ log_softmax = defprim(
 # Shape, indexing and joining
 # ---------------------------------------------------------------------------
 
-reshape = defprim("reshape", np.reshape, lambda g, out, x, shape: g.reshape(x.shape),
+def _reshape_forward(x, shape):
+    return np.reshape(x, shape)  # positional: NumPy before 2.1 has no shape= keyword
+
+
+reshape = defprim("reshape", _reshape_forward, lambda g, out, x, shape: g.reshape(x.shape),
                   math="dx = reshape(g, x.shape)")
 
 

@@ -694,7 +694,7 @@ def test_cli_output_name(tmp_path):
                     "x = ma.Tensor([1.0, 3.0], requires_grad=True)\n"
                     "total = (x * x).sum()\n"
                     "manual = {'dx': [2.0, 6.0]}\n")
-    result = run_cli(path, "--output", "total")
+    result = run_cli(path, "--tensor", "total")
     assert result.returncode == 0, result.stderr
     assert "Gradients of total" in result.stdout
 

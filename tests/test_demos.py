@@ -87,3 +87,37 @@ def test_unknown_demo_rejected():
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
+
+
+def run_cli(*arguments):
+    return subprocess.run([sys.executable, "-m", "microad", *arguments],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_graph_file_that_raises_exits_2(tmp_path):
+    script = tmp_path / "boom.py"
+    script.write_text("raise ValueError('boom')\n")
+    result = run_cli("check", str(script))
+    assert result.returncode == 2
+    assert "failed with ValueError: boom" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_draw_to_missing_folder_exits_2(tmp_path):
+    script = tmp_path / "layer.py"
+    script.write_text("import microad as ma\n"
+                      "w = ma.Tensor([1.0, 2.0], requires_grad=True, name='w')\n"
+                      "loss = (w * w).sum()\n")
+    result = run_cli("draw", str(script), "-o", str(tmp_path / "missing" / "g.dot"))
+    assert result.returncode == 2
+    assert "No such file or directory" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_output_that_is_a_file_exits_2(tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("")
+    result = run_cli("demo", "relu", "--output", str(target))
+    assert result.returncode == 2
+    assert "is a file" in result.stderr
+    assert result.stdout == ""

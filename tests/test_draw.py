@@ -287,7 +287,9 @@ def test_escape_roundtrip(text):
     assert "\n" not in html.unescape(escaped)
 
 
-@given(st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")), max_size=30))
+# Noncharacters (category Cn, such as U+FDD0) are left out: HTML unescaping
+# drops their character references by design, so they cannot round-trip.
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Cn")), max_size=30))
 def test_escape_printable_roundtrip(text):
     assert html.unescape(escape(text)) == text
 
@@ -653,7 +655,7 @@ def test_cli_draw_after_file_backward(tmp_path):
 def test_cli_draw_nonscalar_output(tmp_path):
     graph_file = write_graph_file(tmp_path, extra="gradient = dL")
     out = tmp_path / "relu.dot"
-    assert cli.main(["draw", str(graph_file), "-o", str(out), "--output", "Y"]) == 0
+    assert cli.main(["draw", str(graph_file), "-o", str(out), "--tensor", "Y"]) == 0
     text = out.read_text(encoding="utf-8")
     assert "<B>Y</B>" in text
     assert "multiply" not in text
@@ -664,7 +666,7 @@ def test_cli_draw_nonscalar_without_gradient(tmp_path):
     graph_file = write_graph_file(tmp_path)
     out = tmp_path / "relu.dot"
     with pytest.warns(UserWarning, match="defines no 'gradient'"):
-        assert cli.main(["draw", str(graph_file), "-o", str(out), "--output", "Y"]) == 0
+        assert cli.main(["draw", str(graph_file), "-o", str(out), "--tensor", "Y"]) == 0
     assert ">grad<" not in out.read_text(encoding="utf-8")
 
 

@@ -680,7 +680,7 @@ def graph_file(tmp_path):
 
 def test_cli_text(graph_file, capsys):
     from microad.cli import main
-    assert main(["explain", str(graph_file), "--output", "Y"]) == 0
+    assert main(["explain", str(graph_file), "--tensor", "Y"]) == 0
     output = capsys.readouterr().out
     assert "dlogits = dY * (logits > 0)" in output
     assert "dW      = X.T @ dlogits" in output
@@ -693,13 +693,13 @@ def test_cli_text(graph_file, capsys):
 ])
 def test_cli_formats(graph_file, capsys, flag, expected):
     from microad.cli import main
-    assert main(["explain", str(graph_file), "--output", "Y", flag]) == 0
+    assert main(["explain", str(graph_file), "--tensor", "Y", flag]) == 0
     assert expected in capsys.readouterr().out
 
 
 def test_cli_numpy_output_runs(graph_file, capsys):
     from microad.cli import main
-    main(["explain", str(graph_file), "--output", "Y", "--numpy"])
+    main(["explain", str(graph_file), "--tensor", "Y", "--numpy"])
     namespace = {}
     exec(capsys.readouterr().out, namespace)
     X = np.arange(15.0).reshape(5, 3) - 7

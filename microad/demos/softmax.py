@@ -58,7 +58,8 @@ def run(output_dir="out") -> int:
     _show("dW", tensors["W"].grad)
 
     hand = hand_gradients(tensors["X"].data, tensors["logits"].data)
-    print("\nHand formulas dlogits = (softmax(logits) - onehot(y)) / N, dW = X.T @ dlogits:")
+    print("\nHand formulas dlogits = (softmax(logits) - onehot(y)) / N, dW = X.T @ dlogits, "
+          "db = dlogits.sum(axis=0):")
     report = ma.compare(tensors["loss"], hand, names=tensors)
     print(report)
     worst = max(float(np.max(np.abs(tensors[name[1:]].grad - value))) for name, value in hand.items())
