@@ -138,11 +138,13 @@ def walk(root, seed, *, create_graph=False, visit=None):
     """
     order = topological_order(root)
     anomaly = grad_mode.detect_anomaly
+    clock = modification_clock
     grads = {id(root): seed}
+    pop_grad = grads.pop
     owned = set()  # ids whose gradient buffer this walk allocated, safe to add into
 
     for tensor in reversed(order):
-        g = grads.pop(id(tensor), None)
+        g = pop_grad(id(tensor), None)
         if g is None:
             continue
         if visit is not None:
@@ -154,7 +156,7 @@ def walk(root, seed, *, create_graph=False, visit=None):
         primitive = node.primitive
         inputs = node.inputs
         params = node.params
-        if node.epoch != modification_clock.latest:
+        if node.epoch != clock.latest:
             _check_versions(tensor, node)  # some tensor changed since: was it one of these?
         if create_graph:
             out, args = tensor, inputs

@@ -23,28 +23,30 @@ def topological_order(root, *, grad_only=True):
     order = []
     visited = set()
     stack = [(root, False)]
+    push = stack.append
     while stack:
         tensor, expanded = stack.pop()
         if expanded:
             order.append(tensor)
             continue
-        if id(tensor) in visited:
+        key = id(tensor)
+        if key in visited:
             continue
         # Mark on expansion, not on push: a tensor pushed twice is expanded
         # once, and only after everything below it, so inputs come first.
-        visited.add(id(tensor))
-        stack.append((tensor, True))
+        visited.add(key)
+        push((tensor, True))
         node = tensor._node
         if node is None:
             continue
         if grad_only:
             for _, operand in reversed(node.parents):
                 if id(operand) not in visited:
-                    stack.append((operand, False))
+                    push((operand, False))
             continue
         for operand in reversed(node.inputs):
             if is_tensor(operand) and id(operand) not in visited:
-                stack.append((operand, False))
+                push((operand, False))
     return order
 
 

@@ -82,23 +82,24 @@ def apply(primitive, args, params=_NO_PARAMS):
     inputs = []
     datas = []
     parents = []
-    for argnum, arg in enumerate(args):
-        if not isinstance(arg, Tensor):
-            arg = _as_operand(arg, primitive)
-        if isinstance(arg, Tensor):
+    argnum = 0
+    for arg in args:
+        if arg.__class__ is Tensor or isinstance(arg, Tensor):
             datas.append(arg._data)
             if arg.requires_grad:
                 parents.append((argnum, arg))
         else:
-            datas.append(arg)
+            arg = _as_operand(arg, primitive)
+            datas.append(arg._data if isinstance(arg, Tensor) else arg)
         inputs.append(arg)
+        argnum += 1
     inputs = tuple(inputs)
 
     try:
         result = primitive.forward(*datas, **params)
     except (ValueError, TypeError) as exc:
         raise _forward_error(primitive, inputs, exc) from exc
-    if type(result) is not np.ndarray:
+    if result.__class__ is not np.ndarray:
         result = np.asarray(result)
 
     out = Tensor.__new__(Tensor)
