@@ -14,7 +14,8 @@ import numpy as np
 
 from . import rules
 from .errors import ShapeError, UnsupportedError, describe
-from .tensor import HANDLED_FUNCTIONS, HANDLED_UFUNCS, Tensor, _normalize_axis, apply
+from .tensor import (HANDLED_FUNCTIONS, HANDLED_UFUNCS, UFUNC_PRIMITIVES, Tensor, _normalize_axis,
+                     apply)
 
 
 def implements(*numpy_callables):
@@ -59,6 +60,7 @@ def _unary(primitive, numpy_ufunc):
     function.__qualname__ = primitive.name
     function.__doc__ = f"Elementwise {primitive.name}; gradient rule: {primitive.math}."
     implements(numpy_ufunc)(function)
+    UFUNC_PRIMITIVES[numpy_ufunc] = primitive
     return function
 
 
@@ -71,6 +73,7 @@ def _binary(primitive, numpy_ufunc):
     function.__qualname__ = primitive.name
     function.__doc__ = f"Elementwise {primitive.name} with broadcasting; gradient rules: {primitive.math}."
     implements(numpy_ufunc)(function)
+    UFUNC_PRIMITIVES[numpy_ufunc] = primitive
     return function
 
 

@@ -21,6 +21,9 @@ from .mode import modification_clock as _clock
 # Filled by microad.functions: NumPy callables that record the graph.
 HANDLED_FUNCTIONS: dict = {}
 HANDLED_UFUNCS: dict = {}
+# Ufuncs that are one primitive each (np.tanh, np.multiply, ...): dispatched
+# straight to apply(), the shortest path for the most common ops.
+UFUNC_PRIMITIVES: dict = {}
 # Ufuncs whose result carries no gradient (comparisons, rounding, tests):
 # they run on the data and return a Tensor outside the graph.
 NON_DIFFERENTIABLE_UFUNCS = frozenset({
@@ -337,6 +340,9 @@ class Tensor:
     # -- NumPy protocols ----------------------------------------------------
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        primitive = UFUNC_PRIMITIVES.get(ufunc)
+        if primitive is not None and method == "__call__" and not kwargs:
+            return apply(primitive, inputs)
         if method != "__call__":
             raise UnsupportedError(f"np.{ufunc.__name__}.{method} is not supported on Tensors; "
                                    "call the matching function instead (np.sum for np.add.reduce)")
