@@ -91,6 +91,8 @@ def apply(primitive, args, params=_NO_PARAMS):
             datas.append(arg._data)
             if arg.requires_grad:
                 parents.append((argnum, arg))
+        elif arg.__class__ is float or arg.__class__ is int:
+            datas.append(arg)  # a Python number stays a scalar constant
         else:
             arg = _as_operand(arg, primitive)
             datas.append(arg._data if isinstance(arg, Tensor) else arg)
