@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import warnings
-import weakref
 
 import numpy as np
 
@@ -29,8 +28,6 @@ from .mode import enable_grad, grad_mode, modification_clock
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
-# Outputs that backward() already started from, to warn about a repeat.
-_finished_roots: "weakref.WeakSet" = weakref.WeakSet()
 
 
 def _label(tensor) -> str:
@@ -212,12 +209,15 @@ def backward(root, gradient=None, *, create_graph=False, keep_intermediate_grads
     """
     _check_root(root)
     seed = _seed(root, gradient)
-    if root in _finished_roots:
-        warnings.warn(
-            f"backward() was already called from {_label(root)}: leaf gradients now add up "
-            "across both calls. Call zero_grad() on the leaves first if that is not intended",
-            stacklevel=3)
-    _finished_roots.add(root)
+    node = root._node
+    if node is not None:
+        # Node.backward_done starts unset, so recording an op pays nothing for it.
+        if getattr(node, "backward_done", False):
+            warnings.warn(
+                f"backward() was already called from {_label(root)}: leaf gradients now add "
+                "up across both calls. Call zero_grad() on the leaves first if that is not "
+                "intended", stacklevel=3)
+        node.backward_done = True
 
     stored = set()
 

@@ -74,6 +74,11 @@ def defprim(name, forward, *vjps, math="", variadic=False, hint=None) -> Primiti
     return primitive
 
 
+# Arrays of at most this many elements are copied rather than viewed where
+# that is faster (see _spread).
+SMALL_ARRAY = 4096
+
+
 def _expand(g, axis, keepdims):
     """Give a reduced gradient back the axes that the reduction removed."""
     if keepdims or axis is None:
@@ -309,13 +314,21 @@ einsum = defprim("einsum", _einsum_forward, _einsum_vjp, variadic=True,
 # Reductions: `axis` is None or a tuple of non-negative ints, set by the caller
 # ---------------------------------------------------------------------------
 
+def _spread(g, shape, size):
+    """Broadcast a reduced gradient back to the input's shape."""
+    if (type(g) is np.ndarray or isinstance(g, np.generic)) and size <= SMALL_ARRAY:
+        # A small new array costs less than np.broadcast_to's Python overhead (2 us).
+        return np.full(shape, g)
+    return np.broadcast_to(g, shape)  # a read-only view: no copy of a large gradient
+
+
 def _sum_vjp(g, out, x, axis, keepdims):
-    return np.broadcast_to(_expand(g, axis, keepdims), x.shape)
+    return _spread(_expand(g, axis, keepdims), x.shape, x.size)
 
 
 def _mean_vjp(g, out, x, axis, keepdims):
     count = x.size // max(out.size, 1)
-    return np.broadcast_to(_expand(g, axis, keepdims) / count, x.shape)
+    return _spread(_expand(g, axis, keepdims) / count, x.shape, x.size)
 
 
 def _extremum_vjp(g, out, x, axis, keepdims):

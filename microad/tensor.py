@@ -51,10 +51,12 @@ class Node:
     an input whose ``_version`` stamp is later was modified in place since,
     and backward refuses it. ``parents`` lists ``(argnum, tensor)`` for the inputs that require
     grad, the only ones that backward visits. ``trace`` is where the op was
-    called, kept only under ``detect_anomaly()``.
+    called, kept only under ``detect_anomaly()``. ``backward_done`` is set once
+    ``backward()`` has started from this node's result.
     """
 
-    __slots__ = ("primitive", "inputs", "datas", "params", "epoch", "parents", "trace")
+    __slots__ = ("primitive", "inputs", "datas", "params", "epoch", "parents", "trace",
+                 "backward_done")
 
     def __init__(self, primitive, inputs, datas, params, epoch, parents, trace=None):
         self.primitive = primitive
