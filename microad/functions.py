@@ -200,6 +200,8 @@ def logsumexp(x, axis=None, keepdims=False):
 
 
 def _single_axis(axis, ndim, op):
+    if axis.__class__ is int and -ndim <= axis < ndim:
+        return axis + ndim if axis < 0 else axis  # the common case, without building tuples
     return _normalize_axis(axis, ndim, op)[0]
 
 
@@ -308,7 +310,8 @@ def broadcast_to(array, shape, subok=False):
 @implements(np.concatenate)
 def concatenate(arrays, axis=0, out=None, dtype=None, casting=None):
     """Join a sequence of arrays along an existing axis; ``axis=None`` flattens first."""
-    _reject("concatenate", out=out, dtype=dtype, casting=casting)
+    if out is not None or dtype is not None or casting is not None:
+        _reject("concatenate", out=out, dtype=dtype, casting=casting)
     tensors = [as_tensor(x) for x in arrays]
     if not tensors:
         raise ShapeError("concatenate: needs at least one array to join")
