@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="compare hand-derived gradients with the engine")
     check.add_argument("file", help="graph file: a Python script that builds the graph")
     check.add_argument("--tensor", dest="output_name", default="loss", metavar="NAME",
-                       help="variable that holds the output (default: loss)")
+                       help="name of the variable that contains the output tensor (default: loss)")
     check.add_argument("--manual", action="append", default=[], metavar="FILE",
                        help=".npy or .npz file of manual gradients; may be repeated")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="print the backward pass as equations or code")
     explain.add_argument("file", help="graph file: a Python script that builds the graph")
     explain.add_argument("--tensor", dest="output_name", default="loss", metavar="NAME",
-                         help="variable that holds the output (default: loss)")
+                         help="name of the variable that contains the output tensor (default: loss)")
     style = explain.add_mutually_exclusive_group()
     style.add_argument("--latex", dest="format", action="store_const", const="latex",
                        help="print LaTeX equations, ready for MathJax")
@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     draw.add_argument("-o", "--out", required=True, metavar="PATH",
                       help="output file: .svg, .png, .pdf or .dot")
     draw.add_argument("--tensor", dest="output_name", default="loss", metavar="NAME",
-                      help="variable that holds the output (default: loss)")
+                      help="name of the variable that contains the output tensor (default: loss)")
     draw.add_argument("--view", choices=["forward", "backward", "both"], default="forward",
                       help="which graph to draw (default: forward)")
     draw.set_defaults(run=_draw)
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as exc:
-        # A path that cannot be written or read: say which, without a traceback.
+        # A path that cannot be written or read: name it, without a traceback.
         print(f"microad: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
               file=sys.stderr)
         return 2

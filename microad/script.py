@@ -20,7 +20,7 @@ from .errors import GraphFileError, MicroadError
 
 @dataclass
 class GraphFile:
-    """What a graph file defined: its namespace, its output and the optional extras."""
+    """The result of running a graph file: its namespace, its output and the optional extras."""
 
     path: Path
     namespace: dict
