@@ -171,7 +171,7 @@ def walk(root, seed, *, create_graph=False, visit=None):
                 rule = vjps[argnum]
                 if rule is None:
                     continue  # a mask or an index: piecewise constant, no gradient flows
-                grad = rule(g, out, *args, **params)
+                grad = rule(g, out, *args, **params) if params else rule(g, out, *args)
             # An ndarray of the operand's shape and dtype, the usual result, needs no fitting.
             data = operand._data
             if type(grad) is not np.ndarray or grad.shape != data.shape or grad.dtype != data.dtype:

@@ -103,7 +103,10 @@ def apply(primitive, args, params=_NO_PARAMS):
     inputs = tuple(inputs)
 
     try:
-        result = primitive.forward(*datas, **params)
+        if params:
+            result = primitive.forward(*datas, **params)
+        else:
+            result = primitive.forward(*datas)  # most ops: no keyword dict to unpack
     except (ValueError, TypeError) as exc:
         raise _forward_error(primitive, inputs, exc) from exc
     if result.__class__ is not np.ndarray:
