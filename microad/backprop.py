@@ -193,7 +193,8 @@ def walk(root, seed, *, create_graph=False, visit=None):
                 owned.add(key)
 
 
-def backward(root, gradient=None, *, create_graph=False, keep_intermediate_grads=True):
+def backward(root, gradient=None, *, create_graph=False, keep_intermediate_grads=True,
+             retain_graph=True):
     """Store in ``.grad`` the gradient of ``root`` with respect to every tensor it depends on.
 
     A one-element ``root`` is seeded with 1; any other needs ``gradient``, an
@@ -201,6 +202,12 @@ def backward(root, gradient=None, *, create_graph=False, keep_intermediate_grads
     to their ``.grad``; intermediate tensors keep this call's gradient in
     ``.grad`` unless ``keep_intermediate_grads`` is False, which saves memory
     in training loops.
+
+    The graph stays whole by default, so that it can be drawn, checked,
+    explained or differentiated again. ``retain_graph=False`` releases what
+    each node saved for backward as soon as the walk is done: intermediate
+    tensors that nothing else references are freed, and any later use of the
+    graph raises :class:`BackwardError`.
 
     >>> import microad as ma
     >>> x = ma.Tensor([1.0, -2.0, 3.0], requires_grad=True)
@@ -213,6 +220,8 @@ def backward(root, gradient=None, *, create_graph=False, keep_intermediate_grads
     seed = _seed(root, gradient)
     node = root._node
     if node is not None:
+        if node.inputs is None:
+            topological_order(root)  # raises: released by backward(retain_graph=False)
         # Node.backward_done starts unset, so recording an op pays nothing for it.
         if getattr(node, "backward_done", False):
             warnings.warn(
@@ -222,9 +231,12 @@ def backward(root, gradient=None, *, create_graph=False, keep_intermediate_grads
         node.backward_done = True
 
     stored = set()
+    walked = []  # nodes to release when retain_graph is False
 
     def store(tensor, grad):
         if tensor._node is not None:
+            if not retain_graph:
+                walked.append(tensor._node)
             if not keep_intermediate_grads:
                 return
             if not create_graph:
@@ -255,6 +267,10 @@ def backward(root, gradient=None, *, create_graph=False, keep_intermediate_grads
             walk(root, type(root)(seed), create_graph=True, visit=store)
     else:
         walk(root, seed, visit=store)
+
+    for walked_node in walked:
+        # The primitive stays, so diagrams and errors can still name the op.
+        walked_node.inputs = walked_node.datas = walked_node.parents = None
 
 
 def grad(output, inputs, gradient=None, *, create_graph=False):

@@ -7,6 +7,8 @@ and never import the Tensor class.
 
 from __future__ import annotations
 
+from .errors import BackwardError
+
 
 def is_tensor(value) -> bool:
     """Tell whether ``value`` is a microad Tensor, without importing the Tensor class."""
@@ -39,6 +41,12 @@ def topological_order(root, *, grad_only=True):
         node = tensor._node
         if node is None:
             continue
+        if node.inputs is None:
+            raise BackwardError(
+                f"the graph behind {tensor.name or 'this tensor'} {tensor.shape} (made by "
+                f"{node.primitive.name}) was released by backward(retain_graph=False). Run the "
+                "forward pass again, or call backward() without retain_graph=False to keep "
+                "the graph for drawing, checking or a second backward")
         if grad_only:
             for _, operand in reversed(node.parents):
                 if id(operand) not in visited:

@@ -265,7 +265,9 @@ class Tensor:
     @property
     def inputs(self):
         """The operands of the op that made this tensor (empty for a leaf)."""
-        return () if self._node is None else self._node.inputs
+        if self._node is None or self._node.inputs is None:
+            return ()  # a leaf, or a graph released by backward(retain_graph=False)
+        return self._node.inputs
 
     def __repr__(self):
         body = np.array2string(self.data, separator=", ", prefix="Tensor(")
@@ -333,13 +335,15 @@ class Tensor:
         """Forget the gradient stored in ``.grad``."""
         self.grad = None
 
-    def backward(self, gradient=None, *, create_graph=False, keep_intermediate_grads=True):
+    def backward(self, gradient=None, *, create_graph=False, keep_intermediate_grads=True,
+                 retain_graph=True):
         """Compute the gradient of this tensor with respect to every tensor it depends on.
 
         See :func:`microad.backprop.backward` for the rules.
         """
         _backprop.backward(self, gradient, create_graph=create_graph,
-                 keep_intermediate_grads=keep_intermediate_grads)
+                           keep_intermediate_grads=keep_intermediate_grads,
+                           retain_graph=retain_graph)
 
     def __microad_function__(self, primitive, args, params):
         return apply(primitive, args, params)

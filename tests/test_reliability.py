@@ -227,3 +227,51 @@ def test_draw_long_chain_collapsed():
     source = ma.draw(y, max_nodes=50).source
     assert "more tensors" in source
     assert source.count("->") < 200
+
+
+# -- releasing the graph ---------------------------------------------------------------
+
+def test_release_graph_keeps_gradients():
+    x = ma.Tensor([1.0, 2.0], requires_grad=True)
+    loss = (np.exp(x) * x).sum()
+    loss.backward(retain_graph=False)
+    np.testing.assert_allclose(x.grad, np.exp(x.data) * (x.data + 1))
+
+
+def test_release_graph_frees_intermediates():
+    x = ma.Tensor(np.ones(1000), requires_grad=True)
+    hidden = np.tanh(x * 2.0)
+    probe = weakref.ref(hidden)
+    loss = (hidden * 3.0).sum()
+    del hidden
+    loss.backward(retain_graph=False, keep_intermediate_grads=False)
+    gc.collect()
+    assert probe() is None
+
+
+def test_released_graph_rejects_second_backward():
+    x = ma.Tensor([1.0, 2.0], requires_grad=True)
+    loss = (x * x).sum()
+    loss.backward(retain_graph=False)
+    with pytest.raises(ma.BackwardError, match="retain_graph=False"):
+        loss.backward()
+
+
+def test_released_graph_rejects_drawing():
+    x = ma.Tensor([1.0, 2.0], requires_grad=True)
+    loss = (x * x).sum()
+    loss.backward(retain_graph=False)
+    with pytest.raises(ma.BackwardError, match="released"):
+        ma.draw(loss)
+
+
+def test_retained_graph_by_default():
+    x = ma.Tensor([1.0, 2.0], requires_grad=True)
+    hidden = x * 2.0
+    probe = weakref.ref(hidden)
+    loss = (hidden * hidden).sum()
+    del hidden
+    loss.backward()
+    gc.collect()
+    assert probe() is not None
+    assert "multiply" in ma.draw(loss).source
