@@ -345,6 +345,16 @@ MLP_PARAMETERS = ("W1", "b1", "W2", "b2")
 LEARNING_RATE = 0.1
 
 
+def _sgd_runner(params, gradients):
+    """Return a Runner whose step applies one SGD update from ``gradients()`` to ``params``."""
+    def step():
+        grads = gradients()
+        for name in MLP_PARAMETERS:
+            params[name] -= LEARNING_RATE * grads[name]
+
+    return Runner(step=step, gradients=gradients)
+
+
 def mlp_inputs(batch=128, features=64, hidden=128, classes=10, seed=3):
     rng = np.random.default_rng(seed)
     return {
@@ -442,12 +452,7 @@ def mlp_microad_compiled(inputs):
         _, grads = step_function(x, *(params[name] for name in MLP_PARAMETERS), labels)
         return {name: grads[traced] for name, traced in zip(MLP_PARAMETERS, names)}
 
-    def step():
-        grads = gradients()
-        for name in MLP_PARAMETERS:
-            params[name] -= LEARNING_RATE * grads[name]
-
-    return Runner(step=step, gradients=gradients)
+    return _sgd_runner(params, gradients)
 
 
 def mlp_autograd(inputs):
@@ -470,12 +475,7 @@ def mlp_autograd(inputs):
         _, grads = value_and_grad(*(params[name] for name in MLP_PARAMETERS))
         return dict(zip(MLP_PARAMETERS, grads))
 
-    def step():
-        grads = gradients()
-        for name in MLP_PARAMETERS:
-            params[name] -= LEARNING_RATE * grads[name]
-
-    return Runner(step=step, gradients=gradients)
+    return _sgd_runner(params, gradients)
 
 
 def mlp_mygrad(inputs):
@@ -493,12 +493,7 @@ def mlp_mygrad(inputs):
         loss.backward()
         return {name: t.grad for name, t in tensors.items()}
 
-    def step():
-        grads = gradients()
-        for name in MLP_PARAMETERS:
-            params[name] -= LEARNING_RATE * grads[name]
-
-    return Runner(step=step, gradients=gradients)
+    return _sgd_runner(params, gradients)
 
 
 def mlp_torch(inputs):

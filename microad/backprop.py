@@ -8,7 +8,7 @@ Repeated calls: each ``backward()`` computes every gradient afresh, so no
 gradient from an earlier call flows into a later one. Leaf gradients then
 add up across calls, which is how gradients of several losses or mini-batches
 accumulate; clear them with ``zero_grad()``. An intermediate tensor's
-``.grad`` holds the gradient of the latest call only. A second call from the
+``.grad`` contains the gradient of the latest call only. A second call from the
 same output while its leaves still hold gradients emits a warning, because
 that usually doubles them by mistake.
 """
@@ -199,8 +199,8 @@ def backward(root, gradient=None, *, create_graph=False, keep_intermediate_grads
 
     A one-element ``root`` is seeded with 1; any other needs ``gradient``, an
     array of its shape (dL/d(root)). Leaves that require grad add the result
-    to their ``.grad``; intermediate tensors keep this call's gradient in
-    ``.grad`` unless ``keep_intermediate_grads`` is False, which saves memory
+    to their ``.grad``. Intermediate tensors keep this call's gradient in
+    ``.grad``, unless ``keep_intermediate_grads`` is False, which saves memory
     in training loops.
 
     The graph stays whole by default, so that it can be drawn, checked,
@@ -244,7 +244,7 @@ def backward(root, gradient=None, *, create_graph=False, keep_intermediate_grads
                     grad = np.asarray(grad)
                 # An intermediate's gradient may share memory with its neighbours'
                 # (add passes g through unchanged), so it is read-only, not copied.
-                # A leaf that later receives the same array sees the flag and copies it.
+                # A leaf that later receives the same array copies it, because of the flag.
                 grad.setflags(write=False)
             tensor.grad = grad
             return
@@ -287,11 +287,11 @@ def grad(output, inputs, gradient=None, *, create_graph=False):
     """
     _check_root(output)
     seed = _seed(output, gradient)
-    wanted = {id(x): i for i, x in enumerate(inputs)}
+    requested = {id(x): i for i, x in enumerate(inputs)}
     results = [None] * len(inputs)
 
     def collect(tensor, value):
-        index = wanted.get(id(tensor))
+        index = requested.get(id(tensor))
         if index is not None:
             results[index] = value if create_graph else np.asarray(value)
 

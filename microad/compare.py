@@ -4,11 +4,9 @@
 by the tensors' labels, in the field's d-notation (``"dW"``, ``"dlogits"``) or
 bare (``"W"``). For each one it reports the engine's gradient and the
 numerical gradient from central differences, so a disagreement shows which
-side is wrong. It also names the first divergence in backward order and
-diagnoses the likely mistake: transposed, scaled, sign flipped, ReLU mask
-missing or misplaced, a missing sum over a broadcast axis, rows and columns
-swapped, the operands of a product in the wrong order, or another variable's
-gradient.
+side is wrong. It also names the first divergence in backward order. For
+each mismatch, :mod:`microad.diagnose` names the likely mistake, such as a
+transposed or scaled gradient or a missing ReLU mask.
 
 Tolerances: a manual value agrees when ``|manual - engine| <= atol + rtol *
 |engine|`` element by element. The defaults depend on the dtype (the less

@@ -1,10 +1,10 @@
 """Diagnoses for the referee: the likely mistake behind a wrong manual gradient.
 
 :class:`Diagnoser` compares a manual gradient with the engine's and tests one
-hypothesis per check: ReLU mask missing or on the wrong tensor, rows and
-columns swapped, a missing sum over a broadcast axis, extra axes of size 1,
-transposed, product operands in the wrong order, sign flipped, scaled by a
-constant, another variable's gradient, or a wrong shape. Each check rebuilds
+hypothesis per check. The hypotheses are: ReLU mask missing or on the wrong
+tensor, rows and columns swapped, a missing sum over a broadcast axis, extra
+axes of size 1, transposed, product operands in the wrong order, sign
+flipped, scaled by a constant, another variable's gradient, or a wrong shape. Each check rebuilds
 the faulty gradient that its mistake would give and reports it only when that
 matches the manual value. :mod:`microad.compare` runs the checks.
 """

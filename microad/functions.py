@@ -193,7 +193,7 @@ def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
 
 
 def logsumexp(x, axis=None, keepdims=False):
-    """log(sum(exp(x))) along ``axis``, shifted by the maximum so that it never overflows."""
+    """Return log(sum(exp(x))) along ``axis``, computed after subtracting the maximum so that exp cannot overflow."""
     x = as_tensor(x)
     axis = _normalize_axis(axis, x.ndim, "logsumexp")
     return apply(rules.logsumexp, (x,), {"axis": axis, "keepdims": keepdims})

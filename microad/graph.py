@@ -76,18 +76,18 @@ def label_tensors(order, names=None, prefix="t"):
                 by_identity.setdefault(id(value.data), key)
 
     labels = {}
-    taken = set()
+    used_labels = set()
     for tensor in order:
         label = tensor.name or by_identity.get(id(tensor)) or by_identity.get(id(tensor.data))
         if label is not None:
             labels[id(tensor)] = label
-            taken.add(label)
+            used_labels.add(label)
 
     counter = 0
     for tensor in order:
         if id(tensor) in labels:
             continue
-        while f"{prefix}{counter}" in taken:
+        while f"{prefix}{counter}" in used_labels:
             counter += 1
         labels[id(tensor)] = f"{prefix}{counter}"
         counter += 1

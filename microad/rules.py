@@ -40,7 +40,7 @@ import numpy as np
 class Primitive:
     """One row of the derivative table.
 
-    ``vjps`` holds one rule per positional input, or ``None`` for an input
+    ``vjps`` contains one rule per positional input, or ``None`` for an input
     that has no gradient (a mask or an index). A variadic primitive has a
     single rule that also receives ``argnum``, the index of the input.
     ``math`` is the rule in math notation, shown in diagrams and docs.
@@ -91,7 +91,7 @@ def _expand(g, axis, keepdims):
 # ---------------------------------------------------------------------------
 
 def _is_basic_index(index) -> bool:
-    """Tell whether an index selects each element at most once (no integer arrays)."""
+    """Return True for an index without integer arrays, which selects each element at most once."""
     parts = index if isinstance(index, tuple) else (index,)
     for part in parts:
         if isinstance(part, (list, np.ndarray)) and np.asarray(part).dtype != bool:

@@ -45,7 +45,7 @@ _NO_PARAMS: dict = {}
 class Node:
     """How a tensor was made: the primitive, its inputs and its parameters.
 
-    ``inputs`` holds Tensors and, for scalar constants, plain Python numbers.
+    ``inputs`` contains Tensors and, for scalar constants, plain Python numbers.
     ``datas`` are the arrays (and scalars) that the forward read, which the
     rules read again. ``epoch`` is the modification clock when the op ran:
     an input whose ``_version`` stamp is later was modified in place since,

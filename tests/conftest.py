@@ -10,7 +10,7 @@ settings.register_profile("long", max_examples=2000, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("MICROAD_HYPOTHESIS_PROFILE", "ci"))
 
-# A run that collects far fewer tests than the suite holds means that test
+# A run that collects far fewer tests than the suite contains means that test
 # files failed to be found; fail it rather than pass quietly.
 MINIMUM_TESTS = 20
 

@@ -1,10 +1,10 @@
 """Every differentiable op, from one table, against NumPy and central differences.
 
 Each case draws inputs inside the op's domain and away from its kinks, with
-broadcastable shapes where the op broadcasts. The checks: the forward equals
-the NumPy reference; every gradient equals central differences in float64;
-neither the inputs nor the upstream gradient are modified; and the NumPy
-spelling of the op records the same graph.
+broadcastable shapes where the op broadcasts. The forward must equal the
+NumPy reference, and every gradient must equal central differences in
+float64. Neither the inputs nor the upstream gradient may be modified, and
+the NumPy spelling of the op must record the same graph.
 """
 
 from dataclasses import dataclass
